@@ -1,0 +1,1 @@
+"""Thin command-line layer: parse, build the config, call the layers. Heavy imports live inside commands."""
