@@ -1,0 +1,76 @@
+"""Options shared by the training commands (train, cv, demo)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+from lesionseg.errors import LesionsegError
+
+
+def parse_duration(text: str) -> float:
+    """'90s', '20m', '1.5h' or plain seconds -> seconds."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([smh]?)\s*", text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 90s, 20m, 1.5h)")
+    value, unit = float(match.group(1)), match.group(2) or "s"
+    return value * {"s": 1, "m": 60, "h": 3600}[unit]
+
+
+def add_training_options(parser: argparse.ArgumentParser) -> None:
+    from lesionseg.config.train import method_names
+
+    parser.add_argument(
+        "--manifest", required=True, help="manifest JSON, or a built-in name (e.g. open_ms_data)"
+    )
+    parser.add_argument(
+        "--root", required=True, type=Path, help="data root the manifest's paths are relative to"
+    )
+    parser.add_argument("--method", required=True, choices=method_names(), help="method preset")
+    parser.add_argument("--out", required=True, type=Path, help="output folder")
+    parser.add_argument(
+        "--profile",
+        choices=["cpu", "paper"],
+        default="cpu",
+        help="cpu: CPU-sized widths/epochs (default); paper: the papers' settings",
+    )
+    parser.add_argument("--config", type=Path, help="JSON file of TrainConfig values")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config value (repeatable), e.g. --set epochs=10 --set width=32",
+    )
+    parser.add_argument("--seed", type=int, help="random seed (default: the config's)")
+    parser.add_argument(
+        "--time-budget",
+        type=parse_duration,
+        metavar="DURATION",
+        help="stop cleanly after this long (per model), keeping the best checkpoint: 20m, 1h",
+    )
+    parser.add_argument("--cache", type=Path, help="preprocessing cache folder (default: OUT/cache)")
+    parser.add_argument("--splits", type=Path, help="split file to use (wins over generated folds)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def member_configs(args: argparse.Namespace) -> list:
+    """The resolved TrainConfig of each model the method trains (several for an ensemble)."""
+    from lesionseg.config.train import ensemble_members, resolve_train_config
+
+    config_file = None
+    if args.config:
+        try:
+            config_file = json.loads(Path(args.config).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise LesionsegError(f"cannot read config ({exc})", args.config) from exc
+    overrides = list(args.set)
+    if args.seed is not None:
+        overrides.append(f"seed={args.seed}")
+    if args.time_budget is not None:
+        overrides.append(f"time_budget_s={args.time_budget}")
+    return [
+        resolve_train_config(m, args.profile, config_file, overrides) for m in ensemble_members(args.method)
+    ]

@@ -1,0 +1,86 @@
+"""``lesionseg train``: train one model (or each member of an ensemble method)."""
+
+from __future__ import annotations
+
+import argparse
+
+from lesionseg.cli.options import add_training_options, member_configs
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train a model on a manifest's subjects",
+        description="Train one model. With --fold k, trains on fold k's training subjects of a subject-wise "
+        "split (generated with --folds, or read from --splits); otherwise on every subject, holding out "
+        "val_fraction of them for validation. Runs under torchrun for DistributedDataParallel.",
+    )
+    add_training_options(parser)
+    parser.add_argument("--fold", type=int, help="train fold k of the split")
+    parser.add_argument("--folds", type=int, default=5, help="number of folds when generating a split")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt exactly")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from lesionseg.data.manifest import load_manifest
+    from lesionseg.data.splits import load_splits, make_splits
+    from lesionseg.errors import LesionsegError
+    from lesionseg.preprocess import PreprocessCache
+    from lesionseg.train import distributed
+    from lesionseg.train.run import train_model
+
+    distributed.init_from_environment()
+    manifest = load_manifest(args.manifest)
+    configs = member_configs(args)
+    cache = PreprocessCache(args.cache or args.out / "cache")
+    cfg0 = configs[0]
+    if args.splits:
+        splits = load_splits(args.splits, manifest.subjects)
+    else:
+        splits = (
+            make_splits(
+                manifest.subjects,
+                args.folds if args.fold is not None else 2 * len(manifest.subjects),
+                cfg0.seed,
+                None,
+                cfg0.val_fraction,
+            )
+            if len(manifest.subjects) > 1
+            else None
+        )
+    if args.fold is not None:
+        if splits is None or not 0 <= args.fold < len(splits.folds):
+            raise LesionsegError(f"--fold {args.fold} is not a fold of the split")
+        fold = splits.folds[args.fold]
+        train_subjects, val_subjects = fold.train, fold.val
+    else:
+        import numpy as np
+
+        subjects = manifest.subjects
+        rng = np.random.default_rng(cfg0.seed)
+        n_val = max(1, round(cfg0.val_fraction * len(subjects))) if len(subjects) > 1 else 0
+        val_subjects = sorted(rng.permutation(subjects)[:n_val].tolist())
+        train_subjects = [s for s in subjects if s not in val_subjects]
+    rank, _ = distributed.rank_and_world()
+    for cfg in configs:
+        out = args.out / cfg.method if len(configs) > 1 else args.out
+        result = train_model(
+            cfg,
+            manifest,
+            args.root,
+            train_subjects,
+            val_subjects,
+            out,
+            cache,
+            resume=args.resume,
+            progress=not args.quiet,
+        )
+        if rank == 0:
+            best = max((h["val_dice"] for h in result.history), default=float("nan"))
+            print(
+                f"{cfg.method}: {len(result.history)} epochs ({result.stopped_by}); best validation Dice "
+                f"{best:.4f}; best checkpoint {result.best}"
+            )
+    distributed.shutdown()
+    return 0

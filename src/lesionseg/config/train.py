@@ -1,0 +1,195 @@
+"""TrainConfig and the papers' methods as presets (values, not subclasses). No torch.
+
+A preset is a dict of field values applied over the defaults; every value can then be overridden from a
+config file or ``--set key=value``. The resolved config is saved beside every checkpoint.
+
+Paper settings (GPU) and CPU-sized settings are both here: ``profile="paper"`` keeps the papers' numbers;
+``profile="cpu"`` (the default on a machine without a GPU) shrinks widths, epochs and steps so that a fold
+trains in minutes on 2 cores, and says so in the saved config.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from lesionseg.config import apply_overrides, from_dict, to_dict
+from lesionseg.config.preprocess import PreprocessConfig
+from lesionseg.errors import LesionsegError
+
+SliceFilterName = Literal["all", "brain", "lesion"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything one training run needs besides the data."""
+
+    method: str = "tscnn-focal"
+    profile: Literal["paper", "cpu"] = "cpu"
+    # network
+    network: str = "tscnn"
+    width: int = 32
+    context_slices: int = 3
+    network_options: dict[str, int | float | bool | str] = field(default_factory=dict)
+    # loss
+    loss: str = "focal_loss"
+    loss_params: dict[str, float | bool] = field(default_factory=dict)
+    # optimisation
+    optimizer: Literal["adam", "sgd"] = "adam"
+    lr: float = 2e-4
+    weight_decay: float = 0.0
+    batch_size: int = 8
+    epochs: int = 50
+    steps_per_epoch: int = 50
+    lr_schedule: Literal["constant", "exp_after"] = "constant"
+    lr_constant_epochs: int = 10  # exp_after: constant for this many epochs, then eta_n = eta_{n-1} e^-d
+    lr_decay: float = 0.1
+    early_stopping_patience: int | None = None
+    # samples
+    slice_filter: SliceFilterName = "brain"
+    lesion_slice_ratio: float | None = None  # overrides slice_filter: lesion slices + r x other brain slices
+    patch_size: tuple[int, int] | None = None
+    lesion_patch_probability: float = 0.5
+    augmentation: Literal["none", "tscnn", "wmh"] = "none"
+    augmented_copies: int = 10  # wmh: fixed augmented copies of each lesion slice (thesis section 2.3)
+    pixel_sampler: Literal["none", "uniform", "class_balanced"] = "none"
+    pixels_per_image: int = 2000
+    # validation and output
+    val_fraction: float = 0.2
+    val_max_slices: int = 64
+    threshold: float = 0.5
+    seed: int = 0
+    # speed
+    bf16: bool = False
+    channels_last: bool = False
+    threads: int | None = None
+    time_budget_s: float | None = None
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+
+    def __post_init__(self) -> None:
+        if self.context_slices not in (1, 3):
+            raise LesionsegError(f"context_slices must be 1 or 3, got {self.context_slices}")
+        if self.batch_size < 1 or self.epochs < 1 or self.steps_per_epoch < 1:
+            raise LesionsegError("batch_size, epochs and steps_per_epoch must be >= 1")
+        if self.lr <= 0:
+            raise LesionsegError(f"lr must be positive, got {self.lr}")
+
+
+TSCNN_BASE = dict(
+    network="tscnn",
+    context_slices=3,
+    width=32,
+    loss="focal_loss",
+    loss_params={"alpha": 0.9, "gamma": 1.0},
+    lr=2e-4,
+    batch_size=8,
+    epochs=50,
+    steps_per_epoch=50,
+    patch_size=(128, 128),
+    slice_filter="lesion",
+)  # TS-CNN section 2.3 and NOTES.md (gamma 1 as in the authors' code); alpha 0.9 from section 3.2 (Fig. 2)
+WMH_BASE = dict(
+    network="unet",
+    context_slices=1,
+    width=64,
+    lr_schedule="exp_after",
+    lr_constant_epochs=10,
+    lr_decay=0.1,
+    early_stopping_patience=5,
+    slice_filter="lesion",
+    augmentation="wmh",
+    augmented_copies=10,
+    epochs=50,
+    steps_per_epoch=100,
+    batch_size=8,
+)  # WMH thesis sections 2.3-2.5 and 3
+PIXELNET_BASE = dict(
+    network="pixelnet",
+    context_slices=1,
+    width=64,
+    loss="cross_entropy",
+    loss_params={},
+    lr=1e-4,
+    batch_size=4,
+    epochs=50,
+    steps_per_epoch=50,
+    pixels_per_image=2000,
+    slice_filter="brain",
+)  # Class-balanced PixelNet section 3.3 (N = 2000); optimiser and lr not stated (Caffe): Adam 1e-4 chosen
+
+METHOD_PRESETS: dict[str, dict] = {
+    # TS-CNN Table 1 rows
+    "resunet-focal": {**TSCNN_BASE, "network": "resunet", "context_slices": 1},  # row B
+    "tscnn-focal": {**TSCNN_BASE},  # row D
+    "tscnn-focal-aug": {**TSCNN_BASE, "augmentation": "tscnn"},  # row E
+    "tscnn64-focal-aug": {**TSCNN_BASE, "augmentation": "tscnn", "width": 64},  # row F
+    "tscnn-sbfl": {
+        **TSCNN_BASE,
+        "augmentation": "tscnn",
+        "width": 64,
+        "loss": "self_balancing_focal_loss",
+        "loss_params": {"gamma": 1.0},
+    },  # row G: row F + SBFL (gamma 1, NOTES.md)
+    # WMH thesis ensemble members
+    "wmh-dice": {**WMH_BASE, "loss": "soft_dice_loss", "loss_params": {"smooth": 1.0}, "lr": 1e-5},
+    "wmh-focal-tversky": {
+        **WMH_BASE,
+        "loss": "focal_tversky_loss",
+        "loss_params": {"alpha": 0.7, "beta": 0.3, "gamma": 4.0},
+        "lr": 1e-6,
+    },
+    "wmh-binary-focal": {**WMH_BASE, "loss": "binary_focal_loss", "loss_params": {"gamma": 2.0}, "lr": 1e-6},
+    # Class-balanced PixelNet vs the original PixelNet
+    "pixelnet-balanced": {**PIXELNET_BASE, "pixel_sampler": "class_balanced"},
+    "pixelnet-uniform": {**PIXELNET_BASE, "pixel_sampler": "uniform"},
+}
+# A method that trains several members and averages their probabilities (thesis section 2.4).
+ENSEMBLES: dict[str, list[str]] = {"wmh-ensemble": ["wmh-dice", "wmh-focal-tversky", "wmh-binary-focal"]}
+
+# CPU-sized settings: the same methods, smaller and shorter, so a fold trains in minutes on 2 cores.
+# The WMH learning rates (1e-5, 1e-6) were set for 50+ GPU epochs over 5,000 slices; with a few hundred
+# CPU steps they would not move the weights, so the CPU profile scales each by 10 and says so.
+CPU_PROFILE: dict[str, object] = {"epochs": 6, "steps_per_epoch": 20, "batch_size": 8, "val_max_slices": 32}
+CPU_WIDTH = {"tscnn": 16, "resunet": 16, "unet": 16, "pixelnet": 16}
+CPU_LR_SCALE = {"wmh-dice": 10.0, "wmh-focal-tversky": 100.0, "wmh-binary-focal": 100.0}
+
+
+def method_names() -> list[str]:
+    return sorted([*METHOD_PRESETS, *ENSEMBLES])
+
+
+def ensemble_members(method: str) -> list[str]:
+    """The presets one method trains: itself, or the members of an ensemble."""
+    if method in ENSEMBLES:
+        return list(ENSEMBLES[method])
+    if method in METHOD_PRESETS:
+        return [method]
+    raise LesionsegError(f"unknown method {method!r} (valid: {', '.join(method_names())})")
+
+
+def resolve_train_config(
+    method: str,
+    profile: str = "cpu",
+    config_file: dict | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+) -> TrainConfig:
+    """Defaults <- method preset <- profile <- config file <- ``key=value`` overrides."""
+    if method not in METHOD_PRESETS:
+        raise LesionsegError(f"unknown method {method!r} (valid: {', '.join(sorted(METHOD_PRESETS))})")
+    if profile not in ("paper", "cpu"):
+        raise LesionsegError(f"unknown profile {profile!r} (valid: paper, cpu)")
+    values = {**METHOD_PRESETS[method], "method": method, "profile": profile}
+    if profile == "cpu":
+        values.update(CPU_PROFILE)
+        values["width"] = CPU_WIDTH.get(values["network"], values.get("width", 32)) * (
+            2 if values.get("width", 32) >= 64 and values["network"] == "tscnn" else 1
+        )
+        values["lr"] = values.get("lr", 2e-4) * CPU_LR_SCALE.get(method, 1.0)
+    cfg = from_dict(TrainConfig, to_dict(TrainConfig()) | to_dict(values))
+    if config_file:
+        cfg = from_dict(TrainConfig, to_dict(cfg) | config_file)
+    return apply_overrides(cfg, list(overrides))
+
+
+def with_seed(cfg: TrainConfig, seed: int) -> TrainConfig:
+    return replace(cfg, seed=seed)

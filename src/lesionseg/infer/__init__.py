@@ -1,0 +1,1 @@
+"""Slice-wise inference, ensembles, test-time augmentation, post-processing and export."""

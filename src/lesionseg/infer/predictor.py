@@ -1,0 +1,169 @@
+"""Predict lesion masks on new scans with one checkpoint or an ensemble.
+
+Preprocesses exactly as in training (from the configuration saved in the checkpoint), runs slice-wise
+inference, averages the members' probabilities (WMH thesis section 2.4), thresholds, removes components
+smaller than ``min_lesion_mm3``, and maps everything back onto the input's original grid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from lesionseg.config import from_dict
+from lesionseg.config.preprocess import PreprocessConfig
+from lesionseg.errors import LesionsegError
+from lesionseg.infer.slicewise import predict_volume, to_label
+from lesionseg.io import Volume
+from lesionseg.preprocess import PreprocessedCase, invert, preprocess_volumes
+
+
+@dataclass
+class Member:
+    """One trained network with what it needs to predict."""
+
+    model: torch.nn.Module
+    context_slices: int
+    threshold: float
+    label_values: list[int]
+    channel_names: list[str]
+    preprocess: PreprocessConfig
+    source: str
+
+
+@dataclass
+class Prediction:
+    """Results on the input's original grid."""
+
+    label: Volume  # label values as in the manifest (binary: 0/1)
+    probability: Volume  # lesion (foreground) probability, members averaged
+    uncertainty: Volume | None  # ensembles: std of the members' foreground probabilities
+
+
+def member_from_state(state: dict, source: str = "") -> Member:
+    from lesionseg.train.checkpoint import build_model
+
+    cfg = state["config"]
+    return Member(
+        model=build_model(state),
+        context_slices=int(state["context_slices"]),
+        threshold=float(state.get("threshold", 0.5)),
+        label_values=[int(v) for v in state["label_values"]],
+        channel_names=list(state.get("channel_names", [])),
+        preprocess=from_dict(PreprocessConfig, cfg["preprocess"]),
+        source=source,
+    )
+
+
+def load_members(paths: list[str | Path]) -> list[Member]:
+    """Checkpoints -> members; an ensemble must share channels, labels and preprocessing."""
+    from lesionseg.train.checkpoint import load_checkpoint
+
+    if not paths:
+        raise LesionsegError("no model given")
+    members = [member_from_state(load_checkpoint(p), str(p)) for p in paths]
+    first = members[0]
+    for m in members[1:]:
+        if (m.channel_names, m.label_values, m.preprocess) != (
+            first.channel_names,
+            first.label_values,
+            first.preprocess,
+        ):
+            raise LesionsegError(
+                f"ensemble member differs from {first.source} in channels, labels or preprocessing", m.source
+            )
+    return members
+
+
+class Predictor:
+    def __init__(
+        self,
+        members: list[Member],
+        threshold: float | None = None,
+        flip_tta: bool = False,
+        min_lesion_mm3: float = 0.0,
+        bf16: bool = False,
+        channels_last: bool = False,
+        batch_size: int = 16,
+    ) -> None:
+        self.members = members
+        self.threshold = members[0].threshold if threshold is None else threshold
+        self.flip_tta, self.min_lesion_mm3 = flip_tta, min_lesion_mm3
+        self.bf16, self.channels_last, self.batch_size = bf16, channels_last, batch_size
+        if channels_last:
+            for m in members:
+                m.model.to(memory_format=torch.channels_last)
+
+    @property
+    def preprocess_config(self) -> PreprocessConfig:
+        return self.members[0].preprocess
+
+    @property
+    def channel_names(self) -> list[str]:
+        return self.members[0].channel_names
+
+    def member_probabilities(self, case: PreprocessedCase) -> list[np.ndarray]:
+        return [
+            predict_volume(
+                m.model,
+                np.asarray(case.image),
+                np.asarray(case.mask),
+                m.context_slices,
+                self.batch_size,
+                self.bf16,
+                self.channels_last,
+                self.flip_tta,
+            )
+            for m in self.members
+        ]
+
+    def predict_preprocessed(
+        self, case: PreprocessedCase
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(class-index map, averaged probabilities (K', ...), foreground std or None) on the preprocessed grid."""
+        probs = self.member_probabilities(case)
+        mean = np.mean(probs, axis=0)
+        labels = to_label(mean, self.threshold)
+        if self.min_lesion_mm3 > 0:
+            labels = remove_small_components(labels, case.spacing, self.min_lesion_mm3)
+        spread = np.std([foreground(p) for p in probs], axis=0) if len(probs) > 1 else None
+        return labels, mean, spread
+
+    def predict(self, images: list[Volume], mask: Volume | None = None) -> Prediction:
+        """Channels in the model's order (``channel_names``), on one grid -> results on that grid."""
+        case = preprocess_volumes(images, self.preprocess_config, mask=mask)
+        labels, mean, spread = self.predict_preprocessed(case)
+        values = np.asarray(
+            self.members[0].label_values if mean.shape[0] > 1 else [0, self.members[0].label_values[-1]]
+        )
+        reference = images[0]
+        label = values[invert(labels, case.record, "label")].astype(np.uint8)
+        prob = invert(foreground(mean), case.record, "image").astype(np.float32)
+        out_spread = None if spread is None else invert(spread, case.record, "image").astype(np.float32)
+        return Prediction(
+            label=reference.with_array(label, kind="label"),
+            probability=reference.with_array(prob, kind="image"),
+            uncertainty=None if out_spread is None else reference.with_array(out_spread, kind="image"),
+        )
+
+
+def foreground(prob: np.ndarray) -> np.ndarray:
+    """Lesion probability: the sigmoid output, or 1 - P(background) for a softmax output."""
+    return prob[0] if prob.shape[0] == 1 else 1.0 - prob[0]
+
+
+def remove_small_components(labels: np.ndarray, spacing, min_mm3: float) -> np.ndarray:  # noqa: ANN001
+    """Drop lesions (26-connected components of the foreground) smaller than ``min_mm3``."""
+    voxel_mm3 = float(np.prod(spacing))
+    components, n = ndimage.label(labels > 0, structure=np.ones((3, 3, 3)))
+    if n == 0:
+        return labels
+    sizes = np.bincount(components.ravel())[1:] * voxel_mm3
+    small = np.flatnonzero(sizes < min_mm3) + 1
+    out = labels.copy()
+    out[np.isin(components, small)] = 0
+    return out

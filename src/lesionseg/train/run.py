@@ -1,0 +1,54 @@
+"""Train one model on the cases of given subjects: the body of ``lesionseg train`` and of each CV fold."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from lesionseg.config import to_dict
+from lesionseg.config.train import TrainConfig
+from lesionseg.data.manifest import Manifest
+from lesionseg.io import atomic_output
+from lesionseg.preprocess import PreprocessCache, PreprocessedCase
+from lesionseg.train.trainer import Trainer, TrainResult
+
+
+def preprocessed_cases(
+    manifest: Manifest, root: str | Path, subjects: list[str], cfg: TrainConfig, cache: PreprocessCache
+) -> list[PreprocessedCase]:
+    """Every case of ``subjects``, preprocessed with ``cfg.preprocess`` (from the cache when present)."""
+    wanted = set(subjects)
+    return [cache.get(manifest, c, root, cfg.preprocess) for c in manifest.cases if c.subject in wanted]
+
+
+def train_model(
+    cfg: TrainConfig,
+    manifest: Manifest,
+    root: str | Path,
+    train_subjects: list[str],
+    val_subjects: list[str],
+    out_dir: str | Path,
+    cache: PreprocessCache,
+    resume: bool = False,
+    progress: bool = True,
+) -> TrainResult:
+    """Train ``cfg`` on ``train_subjects`` (validating on ``val_subjects``) and write into ``out_dir``:
+    config.json (the resolved config), last.pt, best.pt, history.csv, loss_curve.png."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_output(out / "config.json") as tmp:
+        tmp.write_text(json.dumps(to_dict(cfg), indent=2) + "\n")
+    train_cases = preprocessed_cases(manifest, root, train_subjects, cfg, cache)
+    val_cases = preprocessed_cases(manifest, root, val_subjects, cfg, cache)
+    extra = {
+        "channel_names": manifest.channel_names,
+        "labels": manifest.labels,
+        "regions": manifest.regions,
+        "train_subjects": sorted(train_subjects),
+        "val_subjects": sorted(val_subjects),
+        "dataset": manifest.name,
+    }
+    trainer = Trainer(
+        cfg, train_cases, val_cases, sorted(manifest.label_values), len(manifest.channel_names), out, extra
+    )
+    return trainer.fit(resume=resume, progress=progress)

@@ -1,0 +1,115 @@
+"""Training batches drawn from preprocessed cases: slices, 2.5D triplets, patches, augmentation, pixels.
+
+An epoch is a fixed number of steps of randomly drawn slices (TS-CNN: 50 epochs x 50 steps), all drawn from
+one numpy Generator owned by the trainer, so a run is reproducible and resumable from its saved state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from lesionseg.augment import AffineParams, apply_affine_2d, sample_tscnn_params, sample_wmh_params
+from lesionseg.config.train import TrainConfig
+from lesionseg.data.slicing import extract_slice, random_patch_origin, select_slices
+
+
+class PreprocessedLike(Protocol):
+    image: np.ndarray  # (C, X, Y, Z)
+    label: np.ndarray | None  # (X, Y, Z)
+    mask: np.ndarray  # (X, Y, Z)
+
+
+@dataclass(frozen=True)
+class SliceEntry:
+    case: int
+    z: int
+    augmentation: AffineParams | None = None  # fixed copy (WMH); TS-CNN draws a new one per use
+
+
+def class_lookup(label_values: list[int]) -> np.ndarray:
+    """Map label values (e.g. 0, 1, 2, 4) to class indices 0..K-1 through a lookup table."""
+    lut = np.zeros(max(label_values) + 1, dtype=np.int64)
+    for index, value in enumerate(sorted(label_values)):
+        lut[value] = index
+    return lut
+
+
+class SliceBatcher:
+    """Builds the list of training slices once, then draws batches from it."""
+
+    def __init__(
+        self,
+        cases: list[PreprocessedLike],
+        cfg: TrainConfig,
+        label_values: list[int],
+        num_outputs: int,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        self.cases, self.cfg, self.num_outputs = cases, cfg, num_outputs
+        self.lut = class_lookup(label_values)
+        setup_rng = np.random.default_rng([cfg.seed, 7919])
+        entries: list[SliceEntry] = []
+        for index, case in enumerate(cases):
+            how = cfg.lesion_slice_ratio if cfg.lesion_slice_ratio is not None else cfg.slice_filter
+            zs = select_slices(case.label, case.mask, how, setup_rng)
+            if len(zs) == 0:  # a case with no lesion still teaches background
+                zs = select_slices(case.label, case.mask, "brain")
+            for z in zs:
+                entries.append(SliceEntry(index, int(z)))
+                lesion_slice = case.label is not None and bool(np.any(case.label[..., z]))
+                if cfg.augmentation == "wmh" and lesion_slice:
+                    entries += [
+                        SliceEntry(index, int(z), sample_wmh_params(setup_rng))
+                        for _ in range(cfg.augmented_copies)
+                    ]
+        if not entries:
+            raise ValueError("no training slices: every case has an empty brain mask")
+        self.entries = entries[rank::world_size] or entries
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def sample(self, entry: SliceEntry, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """One (context*C, h, w) image and (h, w) class-index target."""
+        case = self.cases[entry.case]
+        image = extract_slice(case.image, entry.z, self.cfg.context_slices)
+        label = (
+            np.zeros(image.shape[1:], np.int64) if case.label is None else self.lut[case.label[..., entry.z]]
+        )
+        params = entry.augmentation
+        if self.cfg.augmentation == "tscnn":
+            params = sample_tscnn_params(rng)
+        if params is not None:
+            image, label = apply_affine_2d(image, label, params)
+        if self.cfg.patch_size is not None:
+            ph, pw = (min(p, s) for p, s in zip(self.cfg.patch_size, image.shape[1:], strict=True))
+            r, c = random_patch_origin(
+                image.shape[1:], (ph, pw), rng, label, self.cfg.lesion_patch_probability
+            )
+            image, label = image[:, r : r + ph, c : c + pw], label[r : r + ph, c : c + pw]
+        return np.ascontiguousarray(image), np.ascontiguousarray(label)
+
+    def batch(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """``images`` (B, context*C, h, w) float32, ``targets`` (B, h, w) int64 and, for PixelNet,
+        ``coords`` (B, N, 2) sampled pixels with ``pixel_targets`` (B, N)."""
+        picks = rng.integers(len(self.entries), size=self.cfg.batch_size)
+        samples = [self.sample(self.entries[i], rng) for i in picks]
+        out = {
+            "images": np.stack([s[0] for s in samples]).astype(np.float32),
+            "targets": np.stack([s[1] for s in samples]),
+        }
+        if self.cfg.pixel_sampler != "none":
+            from lesionseg.data.pixel_samplers import class_balanced_pixels, uniform_pixels
+
+            sampler = class_balanced_pixels if self.cfg.pixel_sampler == "class_balanced" else uniform_pixels
+            coords = np.stack([sampler(t, self.cfg.pixels_per_image, rng) for t in out["targets"]])
+            out["coords"] = coords.astype(np.int64)
+            rows, cols = coords[..., 0], coords[..., 1]
+            out["pixel_targets"] = np.take_along_axis(
+                out["targets"].reshape(len(samples), -1), rows * out["targets"].shape[-1] + cols, axis=1
+            )
+        return out

@@ -1,0 +1,300 @@
+"""The training loop (nanoGPT-short): batches from SliceBatcher, Adam, the papers' schedules, validation
+every epoch, a checkpoint every epoch plus the best by validation Dice, exact resume, a time budget, a
+NaN guard, bf16 autocast and channels_last, and DistributedDataParallel under torchrun."""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from lesionseg.config import to_dict
+from lesionseg.config.train import TrainConfig
+from lesionseg.errors import LesionsegError
+from lesionseg.infer.slicewise import autocast, predict_volume, to_label
+from lesionseg.io import atomic_output
+from lesionseg.train import distributed
+from lesionseg.train.checkpoint import load_checkpoint, save_checkpoint
+from lesionseg.train.samples import SliceBatcher, class_lookup
+
+HISTORY_FIELDS = ["epoch", "steps", "train_loss", "val_loss", "val_dice", "lr", "seconds"]
+
+
+@dataclass
+class TrainResult:
+    best: Path
+    last: Path
+    history: list[dict] = field(default_factory=list)
+    stopped_by: str = "epochs"
+
+
+def output_channels(network: str, num_labels: int) -> int:
+    """Binary tasks: 1 sigmoid output, except PixelNet, whose MLP predicts K >= 2 classes (paper sec. 2)."""
+    if num_labels <= 2 and network != "pixelnet":
+        return 1
+    return max(num_labels, 2)
+
+
+def learning_rate(cfg: TrainConfig, epoch: int) -> float:
+    """Constant, or (WMH thesis eq. 5) constant for ``lr_constant_epochs`` then eta_n = eta_{n-1} e^{-d}."""
+    if cfg.lr_schedule == "constant" or epoch < cfg.lr_constant_epochs:
+        return cfg.lr
+    return cfg.lr * math.exp(-cfg.lr_decay * (epoch - cfg.lr_constant_epochs + 1))
+
+
+def loss_on_batch(model, loss_fn, batch: dict[str, torch.Tensor], num_outputs: int) -> torch.Tensor:  # noqa: ANN001
+    """Dense loss on whole patches, or (PixelNet) the loss on the sampled pixels only."""
+    images = batch["images"]
+    if "coords" in batch:
+        logits = model(images, batch["coords"]).permute(0, 2, 1)  # PixelNet: (B, N, K) -> (B, K, N)
+        targets = batch["pixel_targets"]
+    else:
+        logits, targets = model(images), batch["targets"]
+    if num_outputs == 1:
+        targets = (targets > 0).float().unsqueeze(1)
+    return loss_fn(logits.float(), targets)
+
+
+def dice_score(pred: np.ndarray, ref: np.ndarray) -> float:
+    """Foreground Dice pooled over voxels (mean over foreground classes for multi-class)."""
+    classes = [c for c in np.unique(np.concatenate([np.unique(pred), np.unique(ref)])) if c > 0] or [1]
+    scores = []
+    for c in classes:
+        p, r = pred == c, ref == c
+        denom = p.sum() + r.sum()
+        scores.append(1.0 if denom == 0 else 2.0 * np.logical_and(p, r).sum() / denom)
+    return float(np.mean(scores))
+
+
+class Trainer:
+    """One model, one training run. Rank 0 writes every file."""
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        train_cases: list,
+        val_cases: list,
+        label_values: list[int],
+        in_channels: int,
+        out_dir: str | Path,
+        extra_state: dict | None = None,
+    ) -> None:
+        self.cfg, self.val_cases, self.out = cfg, val_cases, Path(out_dir)
+        self.rank, self.world = distributed.rank_and_world()
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        from lesionseg.losses import create_loss
+        from lesionseg.nets import create_network
+
+        self.num_outputs = output_channels(cfg.network, len(label_values))
+        self.label_values = sorted(label_values)
+        self.network_config = dict(
+            in_channels=in_channels,
+            num_classes=self.num_outputs,
+            width=cfg.width,
+            context_slices=cfg.context_slices,
+            **cfg.network_options,
+        )
+        self.model = create_network(cfg.network, **self.network_config)
+        if cfg.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.model = distributed.wrap(self.model)
+        self.loss_fn = create_loss(cfg.loss, **cfg.loss_params)
+        self.optimizer = (
+            torch.optim.Adam(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+            if cfg.optimizer == "adam"
+            else torch.optim.SGD(
+                self.model.parameters(), lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay
+            )
+        )
+        self.batcher = SliceBatcher(train_cases, cfg, label_values, self.num_outputs, self.rank, self.world)
+        self.rng = np.random.default_rng([cfg.seed, self.rank])
+        self.extra_state = extra_state or {}
+        self.epoch, self.history, self.best_metric, self.bad_epochs = 0, [], -math.inf, 0
+        self.best_val_loss = math.inf
+        self.val_on_train = not val_cases
+        if self.val_on_train:  # one training subject: no held-out subject to validate on
+            self.val_cases = train_cases
+
+    # ----------------------------------------------------------------------------------- state
+    def state(self) -> dict:
+        net = self.model.module if hasattr(self.model, "module") else self.model
+        return {
+            "config": to_dict(self.cfg),
+            "network": self.cfg.network,
+            "network_config": self.network_config,
+            "context_slices": self.cfg.context_slices,
+            "label_values": self.label_values,
+            "threshold": self.cfg.threshold,
+            "model": {k: v.contiguous() for k, v in net.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "epoch": self.epoch,
+            "history": self.history,
+            "best_metric": self.best_metric,
+            "best_val_loss": self.best_val_loss,
+            "bad_epochs": self.bad_epochs,
+            "rng": self.rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+            **self.extra_state,
+        }
+
+    def resume(self, path: str | Path) -> None:
+        """Continue exactly where ``path`` (a last.pt) stopped: weights, optimiser, RNGs, history."""
+        state = load_checkpoint(path)
+        net = self.model.module if hasattr(self.model, "module") else self.model
+        net.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.epoch, self.history = state["epoch"], state["history"]
+        self.best_metric, self.bad_epochs = state["best_metric"], state["bad_epochs"]
+        self.best_val_loss = state["best_val_loss"]
+        self.rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"])
+
+    # ----------------------------------------------------------------------------------- loop
+    def fit(self, resume: bool = False, progress: bool = True) -> TrainResult:
+        cfg, last, best = self.cfg, self.out / "last.pt", self.out / "best.pt"
+        if resume and last.exists():
+            self.resume(last)
+        start, stopped_by = time.monotonic(), "epochs"
+        while self.epoch < cfg.epochs:
+            lr = learning_rate(cfg, self.epoch)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            epoch_start, losses = time.monotonic(), []
+            self.model.train()
+            bar = tqdm(
+                range(cfg.steps_per_epoch),
+                desc=f"epoch {self.epoch + 1}/{cfg.epochs}",
+                leave=False,
+                disable=not progress or self.rank != 0,
+            )
+            for step in bar:
+                if cfg.time_budget_s is not None and time.monotonic() - start > cfg.time_budget_s:
+                    stopped_by = "time_budget"
+                    break
+                loss = self.train_step()
+                if not math.isfinite(loss):
+                    raise LesionsegError(
+                        f"loss became {loss} at epoch {self.epoch + 1} step {step + 1}; stopped. "
+                        f"The last good checkpoint is kept",
+                        last if last.exists() else None,
+                    )
+                losses.append(loss)
+                bar.set_postfix(loss=f"{np.mean(losses):.4f}")
+            if not losses:
+                break
+            val_loss, val_dice = self.validate() if self.rank == 0 else (math.nan, math.nan)
+            val_loss, val_dice = distributed.broadcast_floats([val_loss, val_dice])
+            self.epoch += 1
+            self.history.append(
+                dict(
+                    epoch=self.epoch,
+                    steps=len(losses),
+                    train_loss=float(np.mean(losses)),
+                    val_loss=val_loss,
+                    val_dice=val_dice,
+                    lr=lr,
+                    seconds=round(time.monotonic() - epoch_start, 2),
+                )
+            )
+            improved = val_dice > self.best_metric
+            if improved:
+                self.best_metric = val_dice
+            if val_loss < self.best_val_loss - 1e-6:
+                self.best_val_loss, self.bad_epochs = val_loss, 0
+            else:
+                self.bad_epochs += 1
+            if self.rank == 0:
+                save_checkpoint(self.state(), last)
+                if improved or not best.exists():
+                    save_checkpoint(self.state(), best)
+                self.write_history()
+                if progress:
+                    tqdm.write(
+                        f"epoch {self.epoch}: loss {np.mean(losses):.4f} val_loss {val_loss:.4f} "
+                        f"val_dice {val_dice:.4f} lr {lr:.2e}"
+                    )
+            if cfg.early_stopping_patience is not None and self.bad_epochs >= cfg.early_stopping_patience:
+                stopped_by = "early_stopping"
+            if distributed.any_rank(stopped_by != "epochs"):
+                break
+        return TrainResult(best, last, self.history, stopped_by)
+
+    def train_step(self) -> float:
+        batch = {k: torch.from_numpy(v) for k, v in self.batcher.batch(self.rng).items()}
+        if self.cfg.channels_last:
+            batch["images"] = batch["images"].contiguous(memory_format=torch.channels_last)
+        self.optimizer.zero_grad(set_to_none=True)
+        with autocast(self.cfg.bf16):
+            loss = loss_on_batch(self.model, self.loss_fn, batch, self.num_outputs)
+        if torch.isfinite(loss):
+            loss.backward()
+            self.optimizer.step()
+        return float(loss.detach())
+
+    @torch.no_grad()
+    def validate(self) -> tuple[float, float]:
+        """Validation loss and Dice on whole slices of the validation cases (all lesion slices plus brain
+        slices up to ``val_max_slices`` per case, chosen deterministically)."""
+        net = self.model.module if hasattr(self.model, "module") else self.model
+        net.eval()
+        lut = class_lookup(self.label_values)
+        preds, refs, losses = [], [], []
+        for case in self.val_cases:
+            zs = validation_slices(case, self.cfg.val_max_slices)
+            prob = predict_volume(
+                net, case.image, None, self.cfg.context_slices, z_indices=zs, bf16=self.cfg.bf16
+            )[..., zs]
+            ref = (
+                lut[np.asarray(case.label)[..., zs]]
+                if case.label is not None
+                else np.zeros(prob.shape[1:], int)
+            )
+            preds.append(to_label(prob, self.cfg.threshold).ravel())
+            refs.append(ref.ravel())
+            losses.append(self.probability_loss(prob, ref))
+        return float(np.mean(losses)), dice_score(np.concatenate(preds), np.concatenate(refs))
+
+    def probability_loss(self, prob: np.ndarray, ref: np.ndarray) -> float:
+        """The training loss on validation slices, from probabilities turned back into logits."""
+        p = torch.from_numpy(prob).clamp(1e-6, 1 - 1e-6).movedim(-1, 0)  # (Z, K, X, Y)
+        logits = torch.log(p / (1 - p)) if p.shape[1] == 1 else torch.log(p)
+        target = torch.from_numpy(np.ascontiguousarray(np.moveaxis(ref, -1, 0))).long()
+        if self.num_outputs == 1:
+            target = (target > 0).float().unsqueeze(1)
+        return float(self.loss_fn(logits, target))
+
+    def write_history(self) -> None:
+        with atomic_output(self.out / "history.csv") as tmp, open(tmp, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=HISTORY_FIELDS)
+            writer.writeheader()
+            writer.writerows(self.history)
+        from lesionseg.report.curves import plot_training_curves
+
+        plot_training_curves(self.history, self.out / "loss_curve.png", title=self.cfg.method)
+
+
+def validation_slices(case, max_slices: int) -> np.ndarray:  # noqa: ANN001
+    depth = case.mask.shape[-1]
+    brain = np.flatnonzero(np.asarray(case.mask).reshape(-1, depth).any(axis=0))
+    if case.label is None:
+        lesion = np.empty(0, int)
+    else:
+        lesion = np.flatnonzero(np.asarray(case.label).reshape(-1, depth).any(axis=0))
+    others = np.setdiff1d(brain, lesion)
+    room = max(max_slices - len(lesion), 0)
+    if len(others) > room:
+        others = others[np.linspace(0, len(others) - 1, room).round().astype(int)] if room else others[:0]
+    return np.union1d(lesion, others).astype(int)
+
+
+def environment_threads() -> int:
+    return int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads()))
