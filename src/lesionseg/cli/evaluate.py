@@ -300,3 +300,22 @@ def _case_name(path: Path) -> str:
 
 def _safe_name(case: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", case).strip("_") or "case"
+
+
+def evaluate_folder(
+    pred_dir: Path,
+    manifest: str | Path,
+    root: Path,
+    out: Path,
+    folds: Path | None = None,
+    skip_missing: bool = False,
+    overlay_slices: int = 3,
+    title: str | None = None,
+) -> int:
+    """``lesionseg evaluate --pred-dir ... --manifest ...`` as a function (for demo and cv)."""
+    args = argparse.Namespace(
+        pred=None, ref=None, image=None, case_id=None, pred_dir=Path(pred_dir), manifest=manifest,
+        root=Path(root), folds=folds, skip_missing=skip_missing, out=Path(out), title=title,
+        overlay_slices=overlay_slices,
+    )
+    return _evaluate_folder(args)

@@ -97,6 +97,8 @@ def _convert(value: Any, hint: Any, key: str, path: str | Path | None) -> Any:
             errors[0] if len(errors) == 1 else f"{key}: {value!r} matches none of {hint}", path
         )
     if origin is typing.Literal:
+        if value is None and "none" in args:  # ``--set augmentation=none`` parses as null
+            return "none"
         if value not in args:
             raise LesionsegError(f"{key}: {value!r} is not one of {', '.join(map(repr, args))}", path)
         return value

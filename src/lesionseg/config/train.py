@@ -185,6 +185,8 @@ def resolve_train_config(
             2 if values.get("width", 32) >= 64 and values["network"] == "tscnn" else 1
         )
         values["lr"] = values.get("lr", 2e-4) * CPU_LR_SCALE.get(method, 1.0)
+        if values["network"] == "unet":  # from scratch in a few hundred steps: BatchNorm (see UNetConfig)
+            values["network_options"] = {**values.get("network_options", {}), "batch_norm": True}
     cfg = from_dict(TrainConfig, to_dict(TrainConfig()) | to_dict(values))
     if config_file:
         cfg = from_dict(TrainConfig, to_dict(cfg) | config_file)

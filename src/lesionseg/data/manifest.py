@@ -19,6 +19,13 @@ Every path is relative to a data root given on the command line. A path may inst
 spec ``{"slices": "glob", "exclude": "glob", "component": 1, "spacing": [1, 1, 1]}``; a label spec may
 carry ``"value_map": {"255": 1}`` (applied on reading); a mask spec may carry ``"threshold": 0.5``.
 Cases of one subject (longitudinal scans) share ``subject``; splits never separate them.
+
+A case may carry ``"label_slices": [1]``: the axial slice indices (along the third axis of the case's
+image grid, i.e. in the stack's file order) that carry a reference label; absent means every slice. The
+other slices are unlabelled context (TS-CNN's neighbours t-1 and t+1), not "no lesion": training draws
+centre slices and evaluation scores slices among ``label_slices`` only. The label spec of such a case may
+then hold just those slices (e.g. one PNG path; a single PNG/TIFF ``path`` is read as a stack of one
+slice): ``load_case`` places them, in order, at ``label_slices`` of the image grid, zeros elsewhere.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import numpy as np
 
 from lesionseg.errors import LesionsegError
 from lesionseg.io import Volume, read_slice_stack, read_volume
+from lesionseg.io.readers import image_format
 
 
 @dataclass(frozen=True)
@@ -63,14 +71,16 @@ class ImageSpec:
         )
 
     def to_json(self) -> str | dict:
-        if self.slices is None and not self.value_map and self.threshold is None:
+        default_spacing = self.spacing == (1.0, 1.0, 1.0)
+        plain = self.component is None and default_spacing  # nothing a one-slice path file would need
+        if self.slices is None and not self.value_map and self.threshold is None and plain:
             return self.path  # type: ignore[return-value]
         out: dict = {"path": self.path} if self.path else {"slices": self.slices}
         if self.exclude:
             out["exclude"] = self.exclude
         if self.component is not None:
             out["component"] = self.component
-        if self.slices:
+        if self.slices or not default_spacing:
             out["spacing"] = list(self.spacing)
         if self.value_map:
             out["value_map"] = {str(k): v for k, v in self.value_map.items()}
@@ -89,6 +99,7 @@ class Case:
     images: dict[str, ImageSpec]
     label: ImageSpec | None = None
     mask: ImageSpec | None = None
+    label_slices: tuple[int, ...] | None = None  # slices with a reference label (None: all)
 
 
 @dataclass
@@ -139,6 +150,7 @@ class Manifest:
                     "label": c.label.to_json() if c.label else None,
                     "mask": c.mask.to_json() if c.mask else None,
                 }
+                | ({} if c.label_slices is None else {"label_slices": list(c.label_slices)})
                 for c in self.cases
             ],
         }
@@ -151,9 +163,12 @@ def builtin_manifests() -> dict[str, Path]:
 
 
 def load_manifest(path_or_name: str | Path) -> Manifest:
-    """Read a manifest file, or a built-in one by name (e.g. ``open_ms_data``)."""
+    """Read a manifest file, a folder holding ``manifest.json`` (e.g. a phantom), or a built-in manifest by
+    name (e.g. ``open_ms_data``; a folder of that name without a manifest.json does not hide it)."""
     path = Path(path_or_name)
-    if not path.exists():
+    if path.is_dir() and (path / "manifest.json").is_file():
+        path = path / "manifest.json"
+    if not path.is_file():
         shipped = builtin_manifests()
         if str(path_or_name) in shipped:
             path = shipped[str(path_or_name)]
@@ -181,10 +196,13 @@ def manifest_from_dict(raw: dict, path: Path | None = None) -> Manifest:
                     images=images,
                     label=ImageSpec.parse(rc["label"], f"case {i} label") if rc.get("label") else None,
                     mask=ImageSpec.parse(rc["mask"], f"case {i} mask") if rc.get("mask") else None,
+                    label_slices=_parse_label_slices(rc.get("label_slices"), f"case {i}"),
                 )
             )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise LesionsegError(f"malformed manifest ({type(exc).__name__}: {exc})", path) from exc
+    except LesionsegError as exc:  # a bad image spec: name the manifest file
+        raise LesionsegError(f"malformed manifest ({exc.problem})", path) from exc
     ids = [c.id for c in cases]
     if len(set(ids)) != len(ids):
         raise LesionsegError("case ids are not unique", path)
@@ -199,6 +217,17 @@ def manifest_from_dict(raw: dict, path: Path | None = None) -> Manifest:
         spacing_note=str(raw.get("spacing_note", "")),
         path=path,
     )
+
+
+def _parse_label_slices(raw: object, where: str) -> tuple[int, ...] | None:
+    """``label_slices``: None, or a non-empty list of distinct slice indices >= 0, kept sorted."""
+    if raw is None:
+        return None
+    if not isinstance(raw, list) or not raw or not all(isinstance(z, int) and z >= 0 for z in raw):
+        raise LesionsegError(f"{where}: label_slices must be a non-empty list of slice indices >= 0")
+    if len(set(raw)) != len(raw):
+        raise LesionsegError(f"{where}: label_slices has repeated indices {raw}")
+    return tuple(sorted(raw))
 
 
 def save_manifest(manifest: Manifest, path: str | Path) -> Path:
@@ -229,7 +258,11 @@ class LoadedCase:
 
 
 def read_spec(spec: ImageSpec, root: Path, kind: str) -> Volume:
-    """Read one spec relative to ``root``; labels get their value map, masks their threshold."""
+    """Read one spec relative to ``root``; labels get their value map, masks their threshold.
+
+    A ``path`` to one PNG/TIFF file is read as a stack of one slice (``spec.spacing``, ``spec.component``).
+    """
+    volume_kind = "label" if kind == "label" else "image"
     if spec.slices is not None:
         paths = sorted(root.glob(spec.slices))
         if spec.exclude:
@@ -237,9 +270,11 @@ def read_spec(spec: ImageSpec, root: Path, kind: str) -> Volume:
             paths = [p for p in paths if p not in excluded]
         if not paths:
             raise LesionsegError("no slice files match", root / spec.slices)
-        volume = read_slice_stack(paths, "label" if kind == "label" else "image", spec.component, spec.spacing)
+        volume = read_slice_stack(paths, volume_kind, spec.component, spec.spacing)
+    elif image_format(spec.path) == "slice":
+        volume = read_slice_stack([root / spec.path], volume_kind, spec.component, spec.spacing)
     else:
-        volume = read_volume(root / spec.path, "label" if kind == "label" else "image")
+        volume = read_volume(root / spec.path, volume_kind)
     if kind == "label" and spec.value_map:
         mapped = volume.array.copy()
         for src, dst in spec.value_map.items():
@@ -260,6 +295,8 @@ def load_case(manifest: Manifest, case: Case, root: str | Path, with_label: bool
     for ch, vol in zip(manifest.channel_names[1:], images[1:], strict=True):
         _check_same_grid(reference, vol, f"channel {ch}")
     label = read_spec(case.label, root, "label") if (with_label and case.label) else None
+    if label is not None and case.label_slices is not None:
+        label = place_label_slices(label, reference, case.label_slices)
     if label is not None:
         _check_same_grid(reference, label, "label")
         extra = sorted(set(np.unique(label.array).tolist()) - manifest.label_values)
@@ -274,6 +311,33 @@ def load_case(manifest: Manifest, case: Case, root: str | Path, with_label: bool
         if not mask.array.any():
             raise LesionsegError("brain mask is empty", mask.source)
     return LoadedCase(case, images, label, mask)
+
+
+def place_label_slices(label: Volume, reference: Volume, label_slices: tuple[int, ...]) -> Volume:
+    """The label on the reference grid when it holds only the labelled slices.
+
+    ``label`` with one slice per entry of ``label_slices`` (in order) is placed at those indices of a zero
+    volume on ``reference``'s grid; a label already on the reference grid is returned as it is. The
+    indices must lie on the reference grid; the label's in-plane grid must be the reference's.
+    """
+    depth = reference.shape[2]
+    if max(label_slices) >= depth:
+        raise LesionsegError(
+            f"label_slices {list(label_slices)} outside the image's {depth} slices", reference.source
+        )
+    if label.shape == reference.shape or label.shape[2] != len(label_slices):
+        return label  # the grid check that follows reports a mismatch
+    if label.shape[:2] != reference.shape[:2] or not np.allclose(
+        label.affine[:3, :2], reference.affine[:3, :2], atol=1e-3
+    ):
+        raise LesionsegError(
+            f"label slice grid {label.shape[:2]} differs from {reference.source} in-plane grid "
+            f"{reference.shape[:2]}",
+            label.source,
+        )
+    placed = np.zeros(reference.shape, dtype=label.array.dtype)
+    placed[:, :, list(label_slices)] = label.array
+    return Volume(placed, reference.affine.copy(), "label", None, label.source)
 
 
 def _check_same_grid(reference: Volume, other: Volume, what: str) -> None:

@@ -124,7 +124,7 @@ class Predictor:
     def predict_preprocessed(
         self, case: PreprocessedCase
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """(class-index map, averaged probabilities (K', ...), foreground std or None) on the preprocessed grid."""
+        """(class-index map, averaged probabilities (K', ...), foreground std or None), preprocessed grid."""
         probs = self.member_probabilities(case)
         mean = np.mean(probs, axis=0)
         labels = to_label(mean, self.threshold)

@@ -103,8 +103,12 @@ def _checked_values(array: np.ndarray, kind: VolumeKind, path: Path) -> np.ndarr
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__
+    """The informative line of a reader's exception (SimpleITK's first line is a C++ source location)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith("Exception thrown in SimpleITK")] or lines
+    if not lines:
+        return type(exc).__name__
+    return re.sub(r"^(sitk::ERROR|ITK ERROR)(: \w+\(0x[0-9a-fA-F]+\))?:\s*", "", lines[0])[:200]
 
 
 def slice_number(path: str | Path) -> int:
@@ -136,6 +140,9 @@ def read_slice_stack(
     if not paths:
         raise LesionsegError("empty slice stack")
     ordered = sorted((Path(p) for p in paths), key=slice_number)
+    for before, after in zip(ordered, ordered[1:], strict=False):
+        if slice_number(before) == slice_number(after):
+            raise LesionsegError(f"two slices numbered {slice_number(after)} (also {before.name})", after)
     slices = []
     for path in ordered:
         if not path.exists():
@@ -151,8 +158,8 @@ def read_slice_stack(
             pixels = pixels[..., component]
         elif component not in (None, 0):
             raise LesionsegError(f"slice is grey, component {component} does not exist", path)
-        if slices and pixels.shape != slices[0].shape:
-            raise LesionsegError(f"slice shape {pixels.shape} differs from {slices[0].shape}", path)
+        if slices and pixels.T.shape != slices[0].shape:  # slices[] hold transposed pixels
+            raise LesionsegError(f"slice shape {pixels.shape} differs from {slices[0].T.shape}", path)
         slices.append(pixels.T)  # (row, col) -> (x=col, y=row)
     array = np.stack(slices, axis=-1)
     affine = np.diag([-float(spacing[0]), -float(spacing[1]), float(spacing[2]), 1.0])

@@ -16,7 +16,7 @@ from lesionseg.io.volume import Volume
 def write_volume(volume: Volume, path: str | Path, reference: Volume | None = None) -> Path:
     """Write ``volume`` atomically. With ``reference``, the grid must match and its affine and NIfTI
     header (orientation codes, units, description) are reused, so the result lines up with the
-    reference scan in any viewer. Label maps are written as uint8 (or int16 when needed)."""
+    reference scan in any viewer. Label maps are written as uint8 (uint16 or int32 when values need it)."""
     path = Path(path)
     if reference is not None:
         if volume.shape[:3] != reference.shape[:3]:
@@ -39,7 +39,9 @@ def write_volume(volume: Volume, path: str | Path, reference: Volume | None = No
 def _output_array(volume: Volume) -> np.ndarray:
     if volume.kind == "label":
         top = int(volume.array.max()) if volume.array.size else 0
-        return volume.array.astype(np.uint8 if top < 256 else np.int16)
+        if top < 256:
+            return volume.array.astype(np.uint8)
+        return volume.array.astype(np.uint16 if top < 65536 else np.int32)
     return volume.array.astype(np.float32, copy=False)
 
 

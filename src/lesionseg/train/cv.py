@@ -1,23 +1,30 @@
 """Subject-wise cross-validation: train each fold on the other subjects, predict the held-out subjects'
 whole volumes back on their original grids, evaluate them, and tabulate per-fold medians in the layout of
-TS-CNN Table 1 (the papers report medians over 5 folds)."""
+TS-CNN Table 1 (the papers report medians over 5 folds).
+
+Cases with ``label_slices`` (TS-CNN's labelled slice with its unlabelled neighbours) are predicted and
+scored on their labelled slices only: one metrics row per labelled slice, a 2D map with the in-plane
+spacing; per-subject rows pool each subject's slices (``subjects.csv``); every labelled slice gets an
+overlay in the TS-CNN Figure 3 colours in the HTML report."""
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from lesionseg.config.train import TrainConfig
-from lesionseg.data.manifest import Manifest, load_case
+from lesionseg.data.label_slices import labelled_slices
+from lesionseg.data.manifest import Case, Manifest, load_case
 from lesionseg.data.splits import Splits, load_splits, make_splits
 from lesionseg.infer.predictor import Predictor, load_members
-from lesionseg.io import atomic_output, write_volume
+from lesionseg.io import Volume, atomic_output, write_volume
 from lesionseg.metrics import label_map_metrics, summarize
-from lesionseg.preprocess import PreprocessCache
+from lesionseg.metrics.pooled import pooled_metrics
+from lesionseg.preprocess import PreprocessCache, PreprocessedCase
 from lesionseg.train.run import train_model
 
 
@@ -90,6 +97,8 @@ def run_cross_validation(
         for case in (c for c in manifest.cases if c.subject in fold.test):
             loaded = load_case(manifest, case, root)
             pre = cache.get(manifest, case, root, cfg0.preprocess)
+            if case.label_slices is not None:  # predict the labelled slices only; the rest stays 0
+                pre = only_labelled_slices(pre, labelled_slices(case, pre.record))
             labels, mean, _ = predictor.predict_preprocessed(pre)
             from lesionseg.preprocess import invert
 
@@ -103,6 +112,12 @@ def run_cross_validation(
                 reference=loaded.reference,
             )
             ref = loaded.label.array if loaded.label is not None else np.zeros_like(pred)
+            if case.label_slices is not None:
+                rows += labelled_slice_metrics(
+                    manifest, case, loaded.reference, pred, ref, {"fold": fold.fold, "subject": case.subject}
+                )
+                save_labelled_slice_overlays(out, case, loaded.reference, pred, ref)
+                continue
             rows += label_map_metrics(
                 pred,
                 ref,
@@ -117,17 +132,81 @@ def run_cross_validation(
     summary["cpu_minutes"] = round(cpu_minutes, 2)
     summary["method"] = "+".join(c.method for c in member_configs)
     summary["scheme"] = splits.scheme
-    write_cv_outputs(out, rows, summary, manifest)
+    summary["dataset"] = manifest.name
+    summary["spacing_note"] = manifest.spacing_note
+    subject_rows = pooled_metrics([r for r in rows if "slice" in r], by="subject")
+    if subject_rows:
+        summary["subjects"] = summarize(subject_rows)
+    write_cv_outputs(out, rows, summary, manifest, subject_rows)
     return CVResult(rows, summary, splits, cpu_minutes, out)
 
 
-def write_cv_outputs(out: Path, rows: list[dict], summary: dict, manifest: Manifest) -> None:
-    """metrics.csv, summary.json, table.md (TS-CNN Table 1 layout) and the HTML report."""
+def only_labelled_slices(pre: PreprocessedCase, zs: np.ndarray) -> PreprocessedCase:
+    """``pre`` with its brain mask cleared outside the slices ``zs``, so that slice-wise prediction, which
+    skips slices without brain, predicts only those (their neighbours still serve as 2.5D context)."""
+    mask = np.zeros_like(np.asarray(pre.mask))
+    mask[..., zs] = np.asarray(pre.mask)[..., zs]
+    return replace(pre, mask=mask, labelled_slices=zs)
+
+
+def labelled_slice_metrics(
+    manifest: Manifest, case: Case, reference: Volume, pred: np.ndarray, ref: np.ndarray, extra: dict
+) -> list[dict]:
+    """One ``label_map_metrics`` row set per labelled slice of ``case`` (``case.label_slices``, indices of
+    the original grid's third axis), each slice scored as a 2D map with the in-plane spacing; the rows
+    carry ``slice``. Lesions are then 2D connected components of the slice (8-connected)."""
+    rows: list[dict] = []
+    for z in case.label_slices or ():
+        rows += label_map_metrics(
+            pred[:, :, z],
+            ref[:, :, z],
+            reference.spacing[:2],
+            manifest.labels,
+            manifest.regions,
+            case=case.id,
+            extra={**extra, "slice": int(z)},
+        )
+    return rows
+
+
+def save_labelled_slice_overlays(
+    out: Path, case: Case, reference: Volume, pred: np.ndarray, ref: np.ndarray
+) -> None:
+    """``overlays/<case>_slice<z>.png`` for every labelled slice (TS-CNN Figure 3 colours)."""
+    from lesionseg.report.cv_report import display_slice, overlay_path, save_slice_overlay
+
+    for z in case.label_slices or ():
+        save_slice_overlay(
+            overlay_path(out, case.id, z),
+            display_slice(reference.array, reference.affine, z),
+            display_slice(ref, reference.affine, z),
+            display_slice(pred, reference.affine, z),
+            title=f"{case.id} (subject {case.subject}), slice {z}",
+        )
+
+
+def write_cv_outputs(
+    out: Path, rows: list[dict], summary: dict, manifest: Manifest, subject_rows: list[dict] | None = None
+) -> None:
+    """metrics.csv, summary.json, table.md (TS-CNN Table 1 layout) and the HTML report; for cases with
+    ``label_slices`` also subjects.csv (each subject's labelled slices pooled) and its table."""
+    from lesionseg.report.cv_report import write_cv_report
     from lesionseg.report.tables import tscnn_table_markdown, write_metrics_csv
 
     write_metrics_csv(out / "metrics.csv", rows)
+    if subject_rows:
+        write_metrics_csv(out / "subjects.csv", subject_rows)
     with atomic_output(out / "summary.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2, default=float) + "\n")
     with atomic_output(out / "table.md") as tmp:
-        tables = [tscnn_table_markdown(group["folds"], label) for label, group in summary["labels"].items()]
+        per = ", per labelled slice" if subject_rows else ""
+        tables = [
+            tscnn_table_markdown(group["folds"], label + per) for label, group in summary["labels"].items()
+        ]
+        if summary.get("subjects"):
+            tables += [
+                tscnn_table_markdown(group["folds"], f"{label}, per subject (labelled slices pooled)")
+                for label, group in summary["subjects"]["labels"].items()
+            ]
         tmp.write_text("\n\n".join(tables) + "\n")
+    write_cv_report(out)

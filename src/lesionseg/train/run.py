@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from lesionseg.config import to_dict
 from lesionseg.config.train import TrainConfig
+from lesionseg.data.label_slices import labelled_slices
 from lesionseg.data.manifest import Manifest
 from lesionseg.io import atomic_output
 from lesionseg.preprocess import PreprocessCache, PreprocessedCase
@@ -16,9 +18,19 @@ from lesionseg.train.trainer import Trainer, TrainResult
 def preprocessed_cases(
     manifest: Manifest, root: str | Path, subjects: list[str], cfg: TrainConfig, cache: PreprocessCache
 ) -> list[PreprocessedCase]:
-    """Every case of ``subjects``, preprocessed with ``cfg.preprocess`` (from the cache when present)."""
+    """Every case of ``subjects``, preprocessed with ``cfg.preprocess`` (from the cache when present).
+
+    A case with ``label_slices`` carries its labelled preprocessed slices in ``labelled_slices``, so that
+    training and validation use only those slices as centre slices.
+    """
     wanted = set(subjects)
-    return [cache.get(manifest, c, root, cfg.preprocess) for c in manifest.cases if c.subject in wanted]
+    out = []
+    for case in (c for c in manifest.cases if c.subject in wanted):
+        pre = cache.get(manifest, case, root, cfg.preprocess)
+        if case.label_slices is not None:
+            pre = replace(pre, labelled_slices=labelled_slices(case, pre.record))
+        out.append(pre)
+    return out
 
 
 def train_model(

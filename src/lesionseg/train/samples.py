@@ -55,9 +55,14 @@ class SliceBatcher:
         entries: list[SliceEntry] = []
         for index, case in enumerate(cases):
             how = cfg.lesion_slice_ratio if cfg.lesion_slice_ratio is not None else cfg.slice_filter
+            labelled = getattr(case, "labelled_slices", None)  # None: every slice has a reference label
             zs = select_slices(case.label, case.mask, how, setup_rng)
+            if labelled is not None:
+                zs = np.intersect1d(zs, labelled)
             if len(zs) == 0:  # a case with no lesion still teaches background
                 zs = select_slices(case.label, case.mask, "brain")
+                if labelled is not None:
+                    zs = np.intersect1d(zs, labelled)
             for z in zs:
                 entries.append(SliceEntry(index, int(z)))
                 lesion_slice = case.label is not None and bool(np.any(case.label[..., z]))

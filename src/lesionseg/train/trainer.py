@@ -283,12 +283,17 @@ class Trainer:
 
 
 def validation_slices(case, max_slices: int) -> np.ndarray:  # noqa: ANN001
+    """Every lesion slice, plus brain slices up to ``max_slices``; only labelled slices when the case
+    carries ``labelled_slices`` (its other slices are unlabelled context)."""
     depth = case.mask.shape[-1]
     brain = np.flatnonzero(np.asarray(case.mask).reshape(-1, depth).any(axis=0))
     if case.label is None:
         lesion = np.empty(0, int)
     else:
         lesion = np.flatnonzero(np.asarray(case.label).reshape(-1, depth).any(axis=0))
+    labelled = getattr(case, "labelled_slices", None)
+    if labelled is not None:
+        brain, lesion = np.intersect1d(brain, labelled), np.intersect1d(lesion, labelled)
     others = np.setdiff1d(brain, lesion)
     room = max(max_slices - len(lesion), 0)
     if len(others) > room:
