@@ -19,8 +19,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from lesionseg.io import Volume, write_volume
+
+# The tests run tiny tensors, where one thread is as fast as two, and a second OpenMP thread that spins
+# while other processes hold the cores can make a step 100 times slower (measured on the 2-core CI kind).
+torch.set_num_threads(1)
 
 VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha")
 PHANTOM_TEST_SHAPE = (48, 56, 32)

@@ -261,3 +261,13 @@ def test_sbfl_selects_pixels_by_ground_truth() -> None:
     torch.testing.assert_close(self_balancing_focal_loss(logits, target), (0.1 * negative).mean())
     # A confident lesion prediction on background is penalised, whatever y_pred says about the pixel.
     assert self_balancing_focal_loss(torch.full_like(logits, 5.0), target) > 0.4
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_losses_take_pixelnet_sampled_pixels(name: str) -> None:
+    """forward_pixels gives (B, N, K); transposed to (B, K, N) it is a 1D 'image' of N pixels."""
+    g = torch.Generator().manual_seed(4)
+    k = 1 if name in BINARY_LOSSES else 4
+    logits = torch.randn(2, 50, k, generator=g).transpose(1, 2)
+    target = torch.randint(0, max(k, 2), (2, 50), generator=g)
+    assert torch.isfinite(create_loss(name)(logits, target))

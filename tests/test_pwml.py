@@ -220,18 +220,24 @@ def test_real_subject_reads_as_labelled_triplets(shared_data: Path) -> None:
 @pytest.mark.data
 @pytest.mark.slow
 def test_cv_end_to_end_on_the_real_set(shared_data: Path, tmp_path: Path) -> None:
+    import torch
+
     from lesionseg.cli.main import main
 
     root = shared_data / "tscnn_pwml_test"
     if not root.is_dir():
         pytest.skip(f"{root} not found")
     out = tmp_path / "cv"
-    settings = ["epochs=1", "steps_per_epoch=2", "width=2", "batch_size=2", "patch_size=[64,64]"]
+    settings = ["epochs=1", "steps_per_epoch=2", "width=2", "batch_size=2", "patch_size=[64,64]", "threads=1"]
     argv = ["cv", "--manifest", "tscnn_pwml_test", "--root", str(root), "--method", "tscnn-sbfl"]
     argv += ["--folds", "2", "--out", str(out), "--quiet", "--set", "preprocess.brain_mask=none"]
     for item in settings:
         argv += ["--set", item]
-    assert main(argv) == 0
+    threads = torch.get_num_threads()  # the run sets one thread (fast on a shared machine); restore it
+    try:
+        assert main(argv) == 0
+    finally:
+        torch.set_num_threads(threads)
     with (out / "metrics.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 20 and {r["slice"] for r in rows} == {"1"}

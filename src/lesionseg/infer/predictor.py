@@ -89,14 +89,20 @@ class Predictor:
         bf16: bool = False,
         channels_last: bool = False,
         batch_size: int = 16,
+        optimize: bool = True,
     ) -> None:
+        """``optimize``: fold batch norms and run only on the brain's bounding box (see ``optimize.py``,
+        ``slicewise.brain_window``); off gives the plain eager path the benchmark compares against."""
+        from lesionseg.infer.optimize import prepare_for_inference
+
+        self.optimize = optimize
+        if optimize or channels_last:
+            for m in members:
+                m.model = prepare_for_inference(m.model, channels_last, fold_bn=optimize)
         self.members = members
         self.threshold = members[0].threshold if threshold is None else threshold
         self.flip_tta, self.min_lesion_mm3 = flip_tta, min_lesion_mm3
         self.bf16, self.channels_last, self.batch_size = bf16, channels_last, batch_size
-        if channels_last:
-            for m in members:
-                m.model.to(memory_format=torch.channels_last)
 
     @property
     def preprocess_config(self) -> PreprocessConfig:
@@ -117,6 +123,7 @@ class Predictor:
                 self.bf16,
                 self.channels_last,
                 self.flip_tta,
+                crop_multiple=16 if self.optimize else 0,
             )
             for m in self.members
         ]

@@ -31,29 +31,39 @@ def predict_volume(
     channels_last: bool = False,
     flip_tta: bool = False,
     z_indices: np.ndarray | None = None,
+    crop_multiple: int = 0,
 ) -> np.ndarray:
     """Probabilities for every slice of ``image`` (C, X, Y, Z); slices without brain stay 0.
 
-    ``flip_tta`` averages the prediction with that of the left-right flipped slice.
+    ``flip_tta`` averages the prediction with that of the left-right flipped slice. ``crop_multiple`` > 0
+    runs the network only on the in-plane bounding box of the brain ``mask`` (grown to a multiple of it,
+    e.g. 16, inside the slice): outside the brain the preprocessed input is 0 and the prediction is 0.
     """
     model.eval()
     depth = image.shape[-1]
     if z_indices is None:
         z_indices = np.arange(depth) if mask is None else np.flatnonzero(mask.reshape(-1, depth).any(axis=0))
+    window = brain_window(mask, image.shape[1:3], crop_multiple) if crop_multiple else None
     out: np.ndarray | None = None
     for start in range(0, len(z_indices), batch_size):
         zs = z_indices[start : start + batch_size]
-        batch = torch.from_numpy(np.stack([extract_slice(image, int(z), context_slices) for z in zs]))
+        slices = [extract_slice(image, int(z), context_slices) for z in zs]
+        if window is not None:
+            slices = [s[:, window[0], window[1]] for s in slices]
+        batch = torch.from_numpy(np.stack(slices))
         if channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
         with autocast(bf16):
             prob = probabilities(model(batch).float())
             if flip_tta:
                 prob = 0.5 * (prob + probabilities(model(batch.flip(-2)).float()).flip(-2))
-        prob_np = prob.float().numpy()  # (b, K, X, Y)
+        prob_np = prob.float().numpy().transpose(1, 2, 3, 0)  # (K, X, Y, b)
         if out is None:
-            out = np.zeros((prob_np.shape[1], *image.shape[1:]), dtype=np.float32)
-        out[..., zs] = prob_np.transpose(1, 2, 3, 0)
+            out = np.zeros((prob_np.shape[0], *image.shape[1:]), dtype=np.float32)
+        if window is not None:
+            out[:, window[0], window[1], zs] = prob_np
+        else:
+            out[..., zs] = prob_np
     if out is None:  # no brain slice at all
         out = np.zeros((1, *image.shape[1:]), dtype=np.float32)
     return out
@@ -64,3 +74,20 @@ def to_label(prob: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     if prob.shape[0] == 1:
         return (prob[0] >= threshold).astype(np.uint8)
     return prob.argmax(axis=0).astype(np.uint8)
+
+
+def brain_window(
+    mask: np.ndarray | None, shape: tuple[int, int], multiple: int
+) -> tuple[slice, slice] | None:
+    """In-plane (X, Y) bounding box of ``mask``, its edges moved out to multiples of ``multiple`` (so the
+    network's pooling grid is the one of the full slice), clipped to the slice."""
+    if mask is None or not np.any(mask):
+        return None
+    window = []
+    for axis, size in zip((0, 1), shape, strict=True):
+        other = tuple(a for a in (0, 1, 2) if a != axis)
+        idx = np.flatnonzero(np.asarray(mask).any(axis=other))
+        lo = int(idx[0]) // multiple * multiple  # aligned to the pooling grid of the full slice
+        hi = min(size, -(-(int(idx[-1]) + 1) // multiple) * multiple)
+        window.append(slice(lo, hi))
+    return window[0], window[1]

@@ -129,8 +129,11 @@ class PixelNet(nn.Module):
         out.append(self.fc(self.pool(x)))
         return out
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Dense prediction: (B, T*C, H, W) -> logits (B, K, H, W)."""
+    def forward(self, x: torch.Tensor, coords: torch.Tensor | None = None) -> torch.Tensor:
+        """Dense prediction: (B, T*C, H, W) -> logits (B, K, H, W); with ``coords`` (B, N, 2) the sparse
+        training path `forward_pixels` (so DistributedDataParallel, which wraps ``forward``, sees it)."""
+        if coords is not None:
+            return self.forward_pixels(x, coords)
         check_input(x, self.config)
         h, w = x.shape[-2:]
         x = pad_to_multiple(x, DOWNSAMPLING_FACTOR)
