@@ -59,8 +59,13 @@ def run_cross_validation(
     splits_file: str | Path | None = None,
     only_folds: list[int] | None = None,
     progress: bool = True,
+    models_dir: str | Path | None = None,
 ) -> CVResult:
-    """Run every fold; ``member_configs`` holds one config, or several for an ensemble (averaged)."""
+    """Run every fold; ``member_configs`` holds one config, or several for an ensemble (averaged).
+
+    ``models_dir`` (default ``out_dir``) holds ``fold_k/<method>/`` checkpoints; a finished member there
+    is reused (training resumes from its last.pt), so an ensemble can share its members' runs.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cpu_start = time.process_time()
@@ -87,7 +92,7 @@ def run_cross_validation(
                 root,
                 fold.train,
                 fold.val,
-                fold_dir / cfg.method,
+                Path(models_dir or out) / f"fold_{fold.fold}" / cfg.method,
                 cache,
                 resume=True,
                 progress=progress,
