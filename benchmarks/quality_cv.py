@@ -24,7 +24,7 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -59,25 +59,16 @@ WMH_ROWS = [
     ("wmh-binary-focal", "U-Net, Binary Focal loss"),
     ("wmh-ensemble", "Ensemble of the three (mean, threshold 0.5)"),
 ]
+# CPU budget of one session: 96 x 96 patches, 5 epochs x 20 steps; SBFL vs focal compared at one width.
+COMMON = ("patch_size=[96,96]", "epochs=5", "steps_per_epoch=20")
+MS, BONBID = ("ms", "ms_flair_t1", "."), ("bonbid", "bonbid_hie2023_subset", "bonbid_hie2023_subset")
+BONBID_SETS = ("preprocess.target_size=[128,128]", "patch_size=[64,64]")
+PIXELNET_ROWS = (("pixelnet-balanced", "Class-balanced PixelNet"), ("pixelnet-uniform", "PixelNet"))
+# In order of priority (issue 5's rows first): a session runs them until its time is spent.
 EXPERIMENTS: list[Experiment] = [
-    *(Experiment("ms", "ms_flair_t1", ".", m, 4, row=r) for m, r in TSCNN_ROWS + WMH_ROWS),
-    *(
-        Experiment(
-            "bonbid",
-            "bonbid_hie2023_subset",
-            "bonbid_hie2023_subset",
-            m,
-            5,
-            row=r,
-            overrides=("preprocess.target_size=[128,128]", "patch_size=[64,64]"),
-        )
-        for m, r in TSCNN_ROWS
-    ),
-    *(
-        Experiment(
-            "brats", "brats2015_deepmedic", "brats2015_deepmedic", m, 4, labels=("WT", "TC", "ET"), row=r
-        )
-        for m, r in (("pixelnet-balanced", "Class-balanced PixelNet"), ("pixelnet-uniform", "PixelNet"))
+    Experiment(*MS, "tscnn-focal", 4, row="D: TS-CNN + focal", overrides=COMMON),
+    Experiment(
+        *MS, "tscnn-sbfl", 4, row="G: TS-CNN + SBFL (width 16, as row D)", overrides=(*COMMON, "width=16")
     ),
     *(
         Experiment(
@@ -87,9 +78,29 @@ EXPERIMENTS: list[Experiment] = [
             m,
             5,
             row=r,
-            overrides=("preprocess.brain_mask=otsu",),
+            overrides=(*COMMON, "preprocess.brain_mask=otsu"),
         )
-        for m, r in (("pixelnet-balanced", "Class-balanced PixelNet"), ("pixelnet-uniform", "PixelNet"))
+        for m, r in PIXELNET_ROWS
+    ),
+    *(Experiment(*BONBID, m, 5, row=r, overrides=(*COMMON, *BONBID_SETS)) for m, r in TSCNN_ROWS),
+    *(Experiment(*MS, m, 4, row=r, overrides=COMMON) for m, r in WMH_ROWS),
+    *(
+        Experiment(
+            "brats",
+            "brats2015_deepmedic",
+            "brats2015_deepmedic",
+            m,
+            4,
+            labels=("WT", "TC", "ET"),
+            row=r,
+            overrides=COMMON,
+        )
+        for m, r in PIXELNET_ROWS
+    ),
+    *(
+        Experiment(*MS, m, 4, row=r, overrides=COMMON)
+        for m, r in TSCNN_ROWS
+        if m not in ("tscnn-focal", "tscnn-sbfl")
     ),
 ]
 QUICK = ("epochs=1", "steps_per_epoch=5")

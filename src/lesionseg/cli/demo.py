@@ -48,10 +48,10 @@ def run(args: argparse.Namespace) -> int:
     from lesionseg.cli.evaluate import evaluate_folder
     from lesionseg.config.train import resolve_train_config
     from lesionseg.data.check import check_dataset, format_report
-    from lesionseg.data.manifest import load_manifest
+    from lesionseg.data.manifest import load_case, load_manifest
     from lesionseg.errors import LesionsegError
     from lesionseg.infer.predictor import Predictor, load_members
-    from lesionseg.io import read_volume, write_volume
+    from lesionseg.io import write_volume
     from lesionseg.phantom import write_phantom_dataset
     from lesionseg.preprocess import PreprocessCache
     from lesionseg.train.run import train_model
@@ -97,9 +97,9 @@ def run(args: argparse.Namespace) -> int:
     predictor = Predictor(load_members([result.best]))
     pred_dir = out / "predictions"
     for case in (c for c in manifest.cases if c.subject in test):
-        images = [read_volume(data / case.images[ch].path) for ch in manifest.channel_names]
-        prediction = predictor.predict(images)
-        write_volume(prediction.label, pred_dir / f"{case.id}.nii.gz", reference=images[0])
+        loaded = load_case(manifest, case, data, with_label=False)  # channels and the brain-mask file
+        prediction = predictor.predict(loaded.images, loaded.mask)
+        write_volume(prediction.label, pred_dir / f"{case.id}.nii.gz", reference=loaded.reference)
 
     step("evaluating and writing the report")
     evaluate_folder(
