@@ -7,6 +7,7 @@ smaller than ``min_lesion_mm3``, and maps everything back onto the input's origi
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,7 @@ class Member:
     channel_names: list[str]
     preprocess: PreprocessConfig
     source: str
+    trained_with_mask_files: bool = False
 
 
 @dataclass
@@ -56,6 +58,7 @@ def member_from_state(state: dict, source: str = "") -> Member:
         channel_names=list(state.get("channel_names", [])),
         preprocess=from_dict(PreprocessConfig, cfg["preprocess"]),
         source=source,
+        trained_with_mask_files=bool(state.get("trained_with_mask_files", False)),
     )
 
 
@@ -142,6 +145,16 @@ class Predictor:
 
     def predict(self, images: list[Volume], mask: Volume | None = None) -> Prediction:
         """Channels in the model's order (``channel_names``), on one grid -> results on that grid."""
+        if (
+            mask is None
+            and self.members[0].trained_with_mask_files
+            and self.preprocess_config.brain_mask == "file"
+        ):
+            warnings.warn(
+                "this model was trained with brain-mask files; without one (--mask) the brain is taken as "
+                "the non-background voxels, and z-scoring over a different region can change the result",
+                stacklevel=2,
+            )
         case = preprocess_volumes(images, self.preprocess_config, mask=mask)
         labels, mean, spread = self.predict_preprocessed(case)
         values = np.asarray(

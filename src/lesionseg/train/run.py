@@ -59,6 +59,7 @@ def train_model(
         "train_subjects": sorted(train_subjects),
         "val_subjects": sorted(val_subjects),
         "dataset": manifest.name,
+        "trained_with_mask_files": any(c.mask is not None for c in manifest.cases),
     }
     trainer = Trainer(
         cfg, train_cases, val_cases, sorted(manifest.label_values), len(manifest.channel_names), out, extra
