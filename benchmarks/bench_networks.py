@@ -8,14 +8,15 @@ PixelNet's forward is the dense whole-image prediction and its forward+backward 
 `forward_pixels` on --pixels sampled pixels per image (the paper's sparse training, N = 2000).
 
     python benchmarks/bench_networks.py                 # 256 x 256, batch 8 (several minutes on 2 cores)
-    python benchmarks/bench_networks.py --quick         # 128 x 128, batch 2, one timed iteration
-    python benchmarks/bench_networks.py --networks unet tscnn --threads 2
+    python benchmarks/bench_networks.py --quick         # 128 x 128, batch 1, one timed iteration (~1 min)
+    python benchmarks/bench_networks.py --networks unet tscnn --threads 2 --batch 2
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import sys
 import time
 from collections.abc import Callable
 
@@ -87,12 +88,17 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--iters", type=int, default=2, help="timed iterations after one warm-up")
     parser.add_argument("--pixels", type=int, default=2000, help="PixelNet sampled pixels per image")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads (default 1: on a shared 2-core machine 2 threads ran up to 10x slower)",
+    )
     parser.add_argument("--networks", nargs="+", default=sorted(NETWORKS), choices=sorted(NETWORKS))
-    parser.add_argument("--quick", action="store_true", help="128 x 128, batch 2, 1 timed iteration")
+    parser.add_argument("--quick", action="store_true", help="128 x 128, batch 1, 1 timed iteration")
     args = parser.parse_args()
     if args.quick:
-        args.size, args.batch, args.iters = 128, 2, 1
+        args.size, args.batch, args.iters = 128, 1, 1
     if args.threads:
         torch.set_num_threads(args.threads)
     print(
@@ -111,6 +117,11 @@ def main() -> None:
     results = {}
     for name, net in nets.items():
         results[name] = [throughput(net, args, dtype, fmt) for _, dtype, fmt in VARIANTS]
+        cells = ", ".join(
+            f"{label} {f:.2f} | {t:.2f}"
+            for (label, _, _), (f, t) in zip(VARIANTS, results[name], strict=True)
+        )
+        print(f"{name} (forward | forward+backward slices/s): {cells}", file=sys.stderr, flush=True)
     for title, column in (
         ("forward (inference), slices/s", 0),
         ("forward + backward (training), slices/s", 1),
