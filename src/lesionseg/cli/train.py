@@ -23,6 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from lesionseg.data.manifest import load_manifest
     from lesionseg.data.splits import load_splits, make_splits
     from lesionseg.errors import LesionsegError
@@ -35,28 +37,20 @@ def run(args: argparse.Namespace) -> int:
     configs = member_configs(args)
     cache = PreprocessCache(args.cache or args.out / "cache")
     cfg0 = configs[0]
-    if args.splits:
-        splits = load_splits(args.splits, manifest.subjects)
-    else:
+    if args.fold is not None or args.splits:
         splits = (
-            make_splits(
-                manifest.subjects,
-                args.folds if args.fold is not None else 2 * len(manifest.subjects),
-                cfg0.seed,
-                None,
-                cfg0.val_fraction,
-            )
-            if len(manifest.subjects) > 1
-            else None
+            load_splits(args.splits, manifest.subjects)
+            if args.splits
+            else make_splits(manifest.subjects, args.folds, cfg0.seed, None, cfg0.val_fraction)
         )
-    if args.fold is not None:
-        if splits is None or not 0 <= args.fold < len(splits.folds):
-            raise LesionsegError(f"--fold {args.fold} is not a fold of the split")
-        fold = splits.folds[args.fold]
+        fold_index = 0 if args.fold is None else args.fold
+        if not 0 <= fold_index < len(splits.folds):
+            raise LesionsegError(
+                f"--fold {fold_index} is not a fold of the split ({len(splits.folds)} folds)"
+            )
+        fold = splits.folds[fold_index]
         train_subjects, val_subjects = fold.train, fold.val
-    else:
-        import numpy as np
-
+    else:  # every subject, val_fraction of them held out for validation
         subjects = manifest.subjects
         rng = np.random.default_rng(cfg0.seed)
         n_val = max(1, round(cfg0.val_fraction * len(subjects))) if len(subjects) > 1 else 0

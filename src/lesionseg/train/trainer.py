@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -300,6 +299,3 @@ def validation_slices(case, max_slices: int) -> np.ndarray:  # noqa: ANN001
         others = others[np.linspace(0, len(others) - 1, room).round().astype(int)] if room else others[:0]
     return np.union1d(lesion, others).astype(int)
 
-
-def environment_threads() -> int:
-    return int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads()))
