@@ -1,7 +1,9 @@
 """Assemble BENCHMARKS.md from the result files the benchmark scripts wrote into benchmarks/results/.
 
 Nothing here measures anything: every table comes verbatim from a script's output file, which names the
-command that produced it. Run the scripts first (see each section), then: python benchmarks/make_benchmarks_md.py
+command that produced it. Run the scripts first (see each section), then:
+
+    python benchmarks/make_benchmarks_md.py
 """
 
 from __future__ import annotations

@@ -92,8 +92,8 @@ def main() -> None:
         cv = run_cross_validation(manifest, args.data, [cfg], 4, args.out / "cv", args.out / "cache")
         lesion = cv.summary["labels"]["lesion"]
         rows = [
-            f"| {r['case']} | {r['dsc']:.3f} | {r['sensitivity']:.3f} | {r['precision']:.3f} | {r['hd95']:.1f} | "
-            f"{r['lesion_f1']:.3f} | {r['ref_volume_ml']:.1f} | {r['pred_volume_ml']:.1f} |"
+            f"| {r['case']} | {r['dsc']:.3f} | {r['sensitivity']:.3f} | {r['precision']:.3f} | "
+            f"{r['hd95']:.1f} | {r['lesion_f1']:.3f} | {r['ref_volume_ml']:.1f} | {r['pred_volume_ml']:.1f} |"
             for r in cv.rows
         ]
         med = {

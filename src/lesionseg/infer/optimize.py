@@ -17,6 +17,7 @@ its Conv2d and ReLU.
 from __future__ import annotations
 
 import copy
+import functools
 
 import torch
 from torch import nn
@@ -71,16 +72,18 @@ class ConvReLU2d(nn.Module):
         )
 
 
+@functools.cache
 def fused_conv_relu_available() -> bool:
     """Whether the oneDNN fused kernel exists here and matches conv2d + ReLU (fp32 and, when supported,
-    bf16, NCHW and channels_last) on a small input."""
+    bf16, NCHW and channels_last) on a small input; checked once per process."""
     try:
         if not torch.backends.mkldnn.is_available():
             return False
-        torch.manual_seed(0)
-        conv = nn.Conv2d(3, 4, 3, padding=1).eval()
+        with torch.random.fork_rng(devices=[]):  # leaves the caller's random state as it was
+            torch.manual_seed(0)
+            conv = nn.Conv2d(3, 4, 3, padding=1).eval()
+            x = torch.randn(2, 3, 9, 7)
         fused = ConvReLU2d(conv)
-        x = torch.randn(2, 3, 9, 7)
         dtypes = [None]
         if torch.ops.mkldnn._is_mkldnn_bf16_supported():
             dtypes.append(torch.bfloat16)
