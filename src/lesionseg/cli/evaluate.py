@@ -207,19 +207,9 @@ def _read(spec: Path | ImageSpec, root: Path | None, kind: str) -> Volume:
 
 
 def _check_grid(ref: Volume, other: Volume, what: str) -> None:
-    import numpy as np
+    from lesionseg.io import require_same_grid
 
-    from lesionseg.errors import LesionsegError
-
-    if ref.shape != other.shape:
-        raise LesionsegError(
-            f"{what} grid {other.shape} differs from reference {ref.source} grid {ref.shape}", other.source
-        )
-    if not np.allclose(ref.affine, other.affine, atol=1e-3):
-        worst = float(np.abs(ref.affine - other.affine).max())
-        raise LesionsegError(
-            f"{what} affine differs from reference {ref.source} (max difference {worst:.4g} mm)", other.source
-        )
+    require_same_grid(ref, other, what)
 
 
 def _check_values(ref: Volume, pred: Volume, labels: dict[str, int] | None) -> dict[str, int]:
@@ -314,8 +304,17 @@ def evaluate_folder(
 ) -> int:
     """``lesionseg evaluate --pred-dir ... --manifest ...`` as a function (for demo and cv)."""
     args = argparse.Namespace(
-        pred=None, ref=None, image=None, case_id=None, pred_dir=Path(pred_dir), manifest=manifest,
-        root=Path(root), folds=folds, skip_missing=skip_missing, out=Path(out), title=title,
+        pred=None,
+        ref=None,
+        image=None,
+        case_id=None,
+        pred_dir=Path(pred_dir),
+        manifest=manifest,
+        root=Path(root),
+        folds=folds,
+        skip_missing=skip_missing,
+        out=Path(out),
+        title=title,
         overlay_slices=overlay_slices,
     )
     return _evaluate_folder(args)

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from lesionseg.errors import LesionsegError
-from lesionseg.io import Volume, read_slice_stack, read_volume
+from lesionseg.io import Volume, read_slice_stack, read_volume, require_same_grid
 from lesionseg.io.readers import image_format
 
 
@@ -293,12 +293,12 @@ def load_case(manifest: Manifest, case: Case, root: str | Path, with_label: bool
     images = [read_spec(case.images[ch], root, "image") for ch in manifest.channel_names]
     reference = images[0]
     for ch, vol in zip(manifest.channel_names[1:], images[1:], strict=True):
-        _check_same_grid(reference, vol, f"channel {ch}")
+        require_same_grid(reference, vol, f"channel {ch}")
     label = read_spec(case.label, root, "label") if (with_label and case.label) else None
     if label is not None and case.label_slices is not None:
         label = place_label_slices(label, reference, case.label_slices)
     if label is not None:
-        _check_same_grid(reference, label, "label")
+        require_same_grid(reference, label, "label")
         extra = sorted(set(np.unique(label.array).tolist()) - manifest.label_values)
         if extra:
             raise LesionsegError(
@@ -307,7 +307,7 @@ def load_case(manifest: Manifest, case: Case, root: str | Path, with_label: bool
             )
     mask = read_spec(case.mask, root, "mask") if case.mask else None
     if mask is not None:
-        _check_same_grid(reference, mask, "brain mask")
+        require_same_grid(reference, mask, "brain mask")
         if not mask.array.any():
             raise LesionsegError("brain mask is empty", mask.source)
     return LoadedCase(case, images, label, mask)
@@ -338,15 +338,3 @@ def place_label_slices(label: Volume, reference: Volume, label_slices: tuple[int
     placed = np.zeros(reference.shape, dtype=label.array.dtype)
     placed[:, :, list(label_slices)] = label.array
     return Volume(placed, reference.affine.copy(), "label", None, label.source)
-
-
-def _check_same_grid(reference: Volume, other: Volume, what: str) -> None:
-    if reference.shape != other.shape:
-        raise LesionsegError(
-            f"{what} grid {other.shape} differs from {reference.source} grid {reference.shape}", other.source
-        )
-    if not np.allclose(reference.affine, other.affine, atol=1e-3):
-        worst = float(np.abs(reference.affine - other.affine).max())
-        raise LesionsegError(
-            f"{what} affine differs from {reference.source} (max difference {worst:.4g} mm)", other.source
-        )

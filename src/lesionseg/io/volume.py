@@ -8,6 +8,8 @@ from typing import Literal
 
 import numpy as np
 
+from lesionseg.errors import LesionsegError
+
 VolumeKind = Literal["image", "label"]
 
 
@@ -57,3 +59,16 @@ class Volume:
     def same_grid(self, other: Volume, atol: float = 1e-3) -> bool:
         """True when both volumes share shape and affine (within ``atol`` mm)."""
         return self.shape[:3] == other.shape[:3] and bool(np.allclose(self.affine, other.affine, atol=atol))
+
+
+def require_same_grid(reference: Volume, other: Volume, what: str, atol: float = 1e-3) -> None:
+    """LesionsegError naming ``other``'s file unless it shares ``reference``'s shape and affine."""
+    if reference.shape[:3] != other.shape[:3]:
+        raise LesionsegError(
+            f"{what} grid {other.shape} differs from {reference.source} grid {reference.shape}", other.source
+        )
+    if not np.allclose(reference.affine, other.affine, atol=atol):
+        worst = float(np.abs(reference.affine - other.affine).max())
+        raise LesionsegError(
+            f"{what} affine differs from {reference.source} (max difference {worst:.4g} mm)", other.source
+        )
