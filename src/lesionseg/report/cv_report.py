@@ -72,13 +72,20 @@ def _zoom_box(ref: np.ndarray, pred: np.ndarray, size: int) -> tuple[slice, slic
 
 
 def _head_box(image: np.ndarray, masks: np.ndarray, margin: int = 4) -> tuple[slice, slice]:
+    """A square window (as far as the slice allows) around the non-zero image and the masks."""
     content = (image != 0) | masks
     if not content.any():
         return slice(None), slice(None)
-    box = []
+    spans = []
     for axis in (0, 1):
         hits = np.flatnonzero(content.any(axis=1 - axis))
-        box.append(slice(max(int(hits[0]) - margin, 0), min(int(hits[-1]) + 1 + margin, content.shape[axis])))
+        spans.append((int(hits[0]) - margin, int(hits[-1]) + 1 + margin))
+    side = max(hi - lo for lo, hi in spans)
+    box = []
+    for (lo, hi), extent in zip(spans, content.shape, strict=True):
+        lo -= (side - (hi - lo)) // 2
+        lo = min(max(lo, 0), max(extent - side, 0))
+        box.append(slice(lo, min(lo + side, extent)))
     return box[0], box[1]
 
 
