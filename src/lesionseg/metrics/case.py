@@ -8,14 +8,8 @@ import numpy as np
 
 from lesionseg.metrics.lesions import lesion_detection
 from lesionseg.metrics.overlap import (
-    absolute_volume_difference,
     confusion_counts,
-    dice_similarity_coefficient,
-    f1_score,
-    intersection_over_union,
-    precision,
-    sensitivity,
-    specificity,
+    overlap_metrics,
 )
 from lesionseg.metrics.surface import bounding_box, compute_surface_distances
 
@@ -92,13 +86,7 @@ def binary_case_metrics(
     lesions = lesion_detection(p, r)
     voxel_ml = float(np.prod([float(s) for s in spacing])) / 1000.0
     return {
-        "dsc": dice_similarity_coefficient(counts),
-        "iou": intersection_over_union(counts),
-        "sensitivity": sensitivity(counts),
-        "specificity": specificity(counts),
-        "precision": precision(counts),
-        "f1": f1_score(counts),
-        "avd": absolute_volume_difference(counts),
+        **overlap_metrics(counts),
         "hd": surface.hausdorff(),
         "hd95": surface.hausdorff_percentile(95.0),
         "assd": surface.average_symmetric_surface_distance(),

@@ -113,3 +113,16 @@ def absolute_volume_difference(c: ConfusionCounts) -> float:
 def is_undefined(value: float) -> bool:
     """True for the NaN that marks an undefined metric."""
     return isinstance(value, float) and math.isnan(value)
+
+
+def overlap_metrics(counts: ConfusionCounts) -> dict[str, float]:
+    """DSC, IoU, sensitivity, specificity, precision, F1 and AVD of one confusion count, by metric name."""
+    return {
+        "dsc": dice_similarity_coefficient(counts),
+        "iou": intersection_over_union(counts),
+        "sensitivity": sensitivity(counts),
+        "specificity": specificity(counts),
+        "precision": precision(counts),
+        "f1": f1_score(counts),
+        "avd": absolute_volume_difference(counts),
+    }

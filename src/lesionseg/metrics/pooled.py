@@ -21,13 +21,7 @@ from collections.abc import Mapping, Sequence
 from lesionseg.metrics.lesions import LesionDetection
 from lesionseg.metrics.overlap import (
     ConfusionCounts,
-    absolute_volume_difference,
-    dice_similarity_coefficient,
-    f1_score,
-    intersection_over_union,
-    precision,
-    sensitivity,
-    specificity,
+    overlap_metrics,
 )
 from lesionseg.metrics.summary import as_float
 
@@ -63,13 +57,7 @@ def pooled_metrics(
                 "label": label,
                 "kind": first.get("kind", "label"),
                 "n_slices": len(group),
-                "dsc": dice_similarity_coefficient(counts),
-                "iou": intersection_over_union(counts),
-                "sensitivity": sensitivity(counts),
-                "specificity": specificity(counts),
-                "precision": precision(counts),
-                "f1": f1_score(counts),
-                "avd": absolute_volume_difference(counts),
+                **overlap_metrics(counts),
                 "hd": hd,
                 "lesion_recall": lesions.lesion_recall,
                 "lesion_precision": lesions.lesion_precision,
