@@ -187,7 +187,6 @@ def build_networks(args: argparse.Namespace) -> dict[str, dict]:
 def variants_for(entry: dict, args: argparse.Namespace) -> tuple[dict, dict]:
     """Callables for inference and training, fp32 and optimised, and their FLOPs per call."""
     from lesionseg.infer.optimize import prepare_for_inference
-    from lesionseg.infer.slicewise import autocast
     from lesionseg.train.trainer import loss_on_batch
 
     net, channels = entry["net"], entry["context"] * IN_CHANNELS
@@ -213,26 +212,10 @@ def variants_for(entry: dict, args: argparse.Namespace) -> tuple[dict, dict]:
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
             return optimised(xi_cl)
 
-    def train_step(bf16: bool, channels_last: bool):  # noqa: ANN202
-        model = copy.deepcopy(net).train()
-        data = dict(batch)
-        if channels_last:
-            model = model.to(memory_format=torch.channels_last)
-            data["images"] = data["images"].contiguous(memory_format=torch.channels_last)
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    from bench_training import make_step  # the same training step the training benchmark times
 
-        def step() -> float:
-            optimizer.zero_grad(set_to_none=True)
-            with autocast(bf16):
-                loss = loss_on_batch(model, entry["loss"], data, entry["outputs"])
-            loss.backward()
-            optimizer.step()
-            return float(loss.detach())
-
-        return step, model
-
-    train_fp32, model_fp32 = train_step(False, False)
-    train_opt, _ = train_step(True, True)
+    train_fp32 = make_step({**entry, "net": net}, batch, False, False)
+    train_opt = make_step({**entry, "net": net}, batch, True, True)
 
     def train_flops_once() -> None:
         model = copy.deepcopy(net).train()
@@ -241,7 +224,6 @@ def variants_for(entry: dict, args: argparse.Namespace) -> tuple[dict, dict]:
 
     infer_flops = count_flops(infer_fp32)
     train_flops = count_flops(train_flops_once)
-    del model_fp32
     calls = {
         "infer fp32": infer_fp32,
         "infer optimised": infer_opt,
