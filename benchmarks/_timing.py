@@ -117,6 +117,15 @@ def current_rss_mb() -> float:
     return float("nan")
 
 
+def cpu_minutes() -> float:
+    """CPU time (user + system) of this process and its finished children so far, in minutes."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total / 60
+
+
 def header(title: str, threads: int, load_start: str, load_end: str, extra: list[str] | None = None) -> str:
     import torch
 
@@ -129,6 +138,7 @@ def header(title: str, threads: int, load_start: str, load_end: str, extra: list
         f"- torch {torch.__version__}, {threads} torch thread(s)",
         f"- load average at start: {load_start}",
         f"- load average at end: {load_end}",
+        f"- CPU time of this run: {cpu_minutes():.1f} min (this process and its children)",
         *(extra or []),
         "",
     ]
@@ -154,3 +164,23 @@ def write_result(name: str, text: str, out: Path | None = None) -> Path:
     tmp.write_text(text if text.endswith("\n") else text + "\n")
     tmp.replace(path)
     return path
+
+
+def record_stdout(
+    title: str, measure: Callable[[], int], out: Path, threads: int = 1, written: tuple[int, ...] = (0,)
+) -> int:
+    """Run ``measure`` (a benchmark that prints its tables) with one thread count and its stdout captured;
+    print it under :func:`header` and write it to ``out`` when its exit status is in ``written``."""
+    import contextlib
+    import io
+
+    threads = set_threads(threads)
+    load_start = load_average()
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        rc = measure()
+    text = header(title, threads, load_start, load_average()) + "\n" + buffer.getvalue()
+    print(text)
+    if rc in written:
+        print("wrote", write_result("", text, out), file=sys.stderr)
+    return rc

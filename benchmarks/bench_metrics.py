@@ -22,6 +22,9 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import RESULTS, record_stdout  # noqa: E402
+
 from lesionseg.io import read_volume
 from lesionseg.metrics import (
     binary_case_metrics,
@@ -118,7 +121,15 @@ def main() -> int:
     parser.add_argument("--case", default="patient19")
     parser.add_argument("--dilate", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path, help="markdown output (default: results/bench_metrics.md)")
     args = parser.parse_args()
+    out = args.out or RESULTS / "bench_metrics.md"
+    title = "Metrics: lesionseg against MONAI on one case"
+    # exit status 1: measured, but over the time budget (the table is still written)
+    return record_stdout(title, lambda: measure(args), out, written=(0, 1))
+
+
+def measure(args: argparse.Namespace) -> int:
     folder = args.data / "open_ms_data" / "cross_sectional" / "MNI" / args.case
     masks = sorted(folder.glob("GOLD_STANDARD*.nii.gz"))
     if not masks:
@@ -129,7 +140,7 @@ def main() -> int:
     pred = ndimage.binary_dilation(ref, iterations=args.dilate)
     spacing = volume.spacing
     n_ref, n_pred = int(ref.sum()), int(pred.sum())
-    print(f"# Metrics of {args.case}: {volume.shape} voxels at {spacing} mm, reference {n_ref} voxels,")
+    print(f"Metrics of {args.case}: {volume.shape} voxels at {spacing} mm, reference {n_ref} voxels,")
     print(f"prediction = reference dilated by {args.dilate} ({n_pred} voxels); best/median of {args.repeats}")
     print(f"python {platform.python_version()}, {os.cpu_count()} CPUs, {platform.machine()}\n")
     warnings.simplefilter("ignore")

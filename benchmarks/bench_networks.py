@@ -19,11 +19,15 @@ import contextlib
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from lesionseg.nets import NETWORKS, PixelNet, create_network
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import header, load_average, markdown_table, set_threads, write_result  # noqa: E402
 
 VARIANTS = [  # (label, autocast dtype or None, memory format)
     ("fp32 NCHW", None, torch.contiguous_format),
@@ -96,24 +100,23 @@ def main() -> None:
     )
     parser.add_argument("--networks", nargs="+", default=sorted(NETWORKS), choices=sorted(NETWORKS))
     parser.add_argument("--quick", action="store_true", help="128 x 128, batch 1, 1 timed iteration")
+    parser.add_argument("--out", type=Path, help="markdown (default benchmarks/results/speed_networks.md)")
     args = parser.parse_args()
     if args.quick:
         args.size, args.batch, args.iters = 128, 1, 1
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    print(
-        f"# Networks at {args.size} x {args.size}, batch {args.batch}, {torch.get_num_threads()} threads, "
-        f"torch {torch.__version__}\n"
-    )
+    threads = set_threads(args.threads)
+    load_start = load_average()
+    size = f"{args.size} x {args.size}, batch {args.batch}"
+    out = [f"Networks at their default (paper) configuration, {size}:", ""]
+    out.append(markdown_table(["network", "config", "parameters (M)", "forward GFLOPs / slice"], [], "llrr"))
     nets = {}
-    print("| network | config | parameters (M) | forward GFLOPs / slice |")
-    print("|---|---|---:|---:|")
     for name in args.networks:
         torch.manual_seed(0)
         nets[name] = net = create_network(name)
         config = ", ".join(f"{k}={v}" for k, v in vars(net.config).items() if v is not None)
         params = sum(p.numel() for p in net.parameters()) / 1e6
-        print(f"| {name} | {config} | {params:.2f} | {gflops_per_slice(net, args.size):.1f} |", flush=True)
+        out.append(f"| {name} | {config} | {params:.2f} | {gflops_per_slice(net, args.size):.1f} |")
+        print(out[-1], file=sys.stderr, flush=True)
     results = {}
     for name, net in nets.items():
         results[name] = [throughput(net, args, dtype, fmt) for _, dtype, fmt in VARIANTS]
@@ -126,11 +129,16 @@ def main() -> None:
         ("forward (inference), slices/s", 0),
         ("forward + backward (training), slices/s", 1),
     ):
-        print(f"\n{title}\n")
-        print("| network | " + " | ".join(label for label, _, _ in VARIANTS) + " |")
-        print("|---|" + "---:|" * len(VARIANTS))
-        for name, cells in results.items():
-            print(f"| {name} | " + " | ".join(f"{cell[column]:.2f}" for cell in cells) + " |")
+        rows = [[name, *(f"{cell[column]:.2f}" for cell in cells)] for name, cells in results.items()]
+        out += ["", f"{title}:", "", markdown_table(["network", *(label for label, _, _ in VARIANTS)], rows)]
+    facts = [
+        f"- {args.iters} timed iteration(s) after one warm-up per variant; PixelNet training on "
+        f"{args.pixels} sampled pixels per image"
+    ]
+    text = header("Network cost and throughput", threads, load_start, load_average(), facts)
+    text += "\n" + "\n".join(out)
+    print(text)
+    print("wrote", write_result("networks", text, args.out), file=sys.stderr)
 
 
 if __name__ == "__main__":

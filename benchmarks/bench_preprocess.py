@@ -17,6 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import RESULTS, record_stdout  # noqa: E402
+
 from lesionseg.config.preprocess import PreprocessConfig
 from lesionseg.data.manifest import LoadedCase, load_case, manifest_from_dict
 from lesionseg.preprocess import invert, preprocess_case
@@ -63,7 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path(default_data))
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path, help="markdown output (default: results/bench_preprocess.md)")
     args = parser.parse_args(argv)
+    out = args.out or RESULTS / "bench_preprocess.md"
+    return record_stdout("Preprocessing with and without N4", lambda: measure(args), out, written=(0,))
+
+
+def measure(args: argparse.Namespace) -> int:
     if not (args.data / CASE).is_dir():
         print(f"open_ms_data patient07 not found under {args.data}", file=sys.stderr)
         return 1

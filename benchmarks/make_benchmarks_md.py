@@ -30,7 +30,10 @@ folds, cross-validation is leave-one-subject-out and the table says so.""",
     ("Quality: neonatal HIE (bonbid_hie2023_subset), TS-CNN rows", "quality_bonbid.md", None),
     ("Quality: tumour, PixelNet on BraTS 2015 (per region, as PixelNet Table 2)", "quality_brats.md", None),
     ("Quality: lower-grade glioma slices (lgg_kaggle3m_subset), PixelNet", "quality_lgg.md", None),
-    ("Where these numbers fall short of the papers, and why", None, """\
+    (
+        "Where these numbers fall short of the papers, and why",
+        None,
+        """\
 - **Data size.** The papers trained on 704 PWML slices of 70 neonates (TS-CNN), 285 BraTS cases
   (PixelNet) and 55 WMH volumes (thesis). Here each fold trains on 1-3 subjects. A fold's median moves with
   one subject, so the IQRs are as large as the differences between rows; no row-vs-row claim of the papers
@@ -44,7 +47,8 @@ folds, cross-validation is leave-one-subject-out and the table says so.""",
 - **Not run in this revision** (the session's CPU time ran out; the script runs them with
   `python benchmarks/quality_cv.py --only ms` and `--only brats`): the WMH thesis rows and the ensemble
   on MS, TS-CNN rows B, E and F on MS, and PixelNet on BraTS. The ISLES'22 sample (1 subject) cannot be
-  cross-validated; `lesionseg dataset check` reads it and `lesionseg train` runs on it."""),
+  cross-validated; `lesionseg dataset check` reads it and `lesionseg train` runs on it.""",
+    ),
     ("TS-CNN on its authors' neonatal PWML slices (tscnn_pwml_test)", "pwml.md", None),
     ("Speed: inference on one whole case", "speed_inference.md", None),
     ("Speed: training, fp32 vs bf16 vs channels_last", "speed_training.md", None),
@@ -52,6 +56,11 @@ folds, cross-validation is leave-one-subject-out and the table says so.""",
     ("Speed: metrics", "bench_metrics.md", None),
     ("Speed: preprocessing", "bench_preprocess.md", None),
 ]
+
+
+def demote_headings(text: str) -> str:
+    """A result file's own headings ("# Title") go below this file's sections ("### Title")."""
+    return "\n".join("##" + line if line.startswith("#") else line for line in text.splitlines())
 
 
 def main() -> None:
@@ -68,7 +77,7 @@ def main() -> None:
             continue
         path = RESULTS / filename
         if path.exists():
-            parts += [path.read_text().strip(), ""]
+            parts += [demote_headings(path.read_text().strip()), ""]
         else:
             parts += [f"Not measured in this revision (no `benchmarks/results/{filename}`).", ""]
     (REPO / "BENCHMARKS.md").write_text("\n".join(parts))

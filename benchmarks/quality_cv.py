@@ -10,6 +10,8 @@ sensitivity, specificity, HD95 and lesion F1, and the CPU minutes the row took.
     python benchmarks/quality_cv.py --only ms --jobs 2  # one set
     python benchmarks/quality_cv.py --tables-only       # rebuild the markdown from finished runs
 
+Finished rows are skipped (``--force`` reruns them) and interrupted ones resume.
+
 The sets are tiny (2-4 subjects): read the numbers as a check that each pipeline learns, not as a
 reproduction of the papers' results.
 """
@@ -144,11 +146,15 @@ def command(exp: Experiment, data: Path, quick: bool) -> list[str]:
     return cmd + [a for s in sets for a in ("--set", s)]
 
 
-def run_all(experiments: list[Experiment], data: Path, quick: bool, jobs: int) -> None:
-    """Run the experiments in ``jobs`` single-threaded worker processes; members before ensembles."""
+def run_all(experiments: list[Experiment], data: Path, quick: bool, jobs: int, force: bool) -> None:
+    """Run the experiments in ``jobs`` single-threaded worker processes; members before ensembles.
+
+    A finished row (its metrics.csv exists) is skipped unless ``force``; an interrupted one resumes
+    (``lesionseg cv`` reuses its splits and each fold's last checkpoint)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    pending = [e for e in experiments if e.method != "wmh-ensemble"]
-    ensembles = [e for e in experiments if e.method == "wmh-ensemble"]
+    todo = [e for e in experiments if force or not (out_dir(e, quick) / "metrics.csv").exists()]
+    pending = [e for e in todo if e.method != "wmh-ensemble"]
+    ensembles = [e for e in todo if e.method == "wmh-ensemble"]
     running: list[tuple[Experiment, subprocess.Popen, float]] = []
     while pending or running or ensembles:
         while pending and len(running) < jobs:
@@ -261,6 +267,7 @@ def main() -> None:
     parser.add_argument("--method", action="append", help="only these methods")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--tables-only", action="store_true")
+    parser.add_argument("--force", action="store_true", help="rerun rows that have finished")
     args = parser.parse_args()
     experiments = [
         e
@@ -268,7 +275,7 @@ def main() -> None:
         if (not args.only or e.set_name in args.only) and (not args.method or e.method in args.method)
     ]
     if not args.tables_only:
-        run_all(experiments, args.data, args.quick, args.jobs)
+        run_all(experiments, args.data, args.quick, args.jobs, args.force)
     write_tables(experiments, args.quick)
 
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,6 +23,9 @@ import torch.nn.functional as F
 
 from lesionseg.losses import self_balancing_focal_loss
 from lesionseg.nets import create_network
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import RESULTS, header, load_average, markdown_table, set_threads, write_result  # noqa: E402
 
 
 def make_images(n: int, size: int, contrast: float, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
@@ -92,28 +96,39 @@ def main() -> None:
     parser.add_argument("--contrast", type=float, default=1.5)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for this size)")
     parser.add_argument("--quick", action="store_true", help="2 seeds x 100 steps")
+    parser.add_argument("--out", type=Path, help="markdown output (default: results/sbfl_beta_gradient.md)")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
     if args.quick:
         args.seeds, args.steps = 2, 100
+    threads = set_threads(args.threads)
+    load_start = load_average()
     test = make_images(64, args.size, args.contrast, np.random.default_rng(12345))
     lesion_fraction = test[1].mean().item()
-    print(
-        f"# SBFL beta gradient: resunet width {args.width}, {args.size}x{args.size}, batch {args.batch}, "
-        f"{args.steps} steps, Adam lr {args.lr}, lesion fraction {lesion_fraction:.4f}"
-    )
-    print(
-        "| seed | Dice@0.5 through beta (authors) | Dice@0.5 detached | difference "
-        "| best-threshold Dice through | best-threshold Dice detached |"
-    )
-    print("|---:|---:|---:|---:|---:|---:|")
+    out = [
+        f"Residual U-Net width {args.width}, {args.size} x {args.size}, batch {args.batch}, "
+        f"{args.steps} steps, Adam lr {args.lr}; synthetic small-lesion images (lesion fraction "
+        f"{lesion_fraction:.4f}); Dice on 64 held-out images, pooled.",
+        "",
+        markdown_table(
+            [
+                "seed",
+                "Dice@0.5 through beta (authors)",
+                "Dice@0.5 detached",
+                "difference",
+                "best-threshold Dice through",
+                "best-threshold Dice detached",
+            ],
+            [],
+            "rrrrrr",
+        ),
+    ]
     results: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
-    start = time.perf_counter()
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         for detach in (False, True):
             results[detach].append(train(detach, seed, args, test))
         (a, a_best), (b, b_best) = results[False][-1], results[True][-1]
-        print(f"| {seed} | {a:.4f} | {b:.4f} | {a - b:+.4f} | {a_best:.4f} | {b_best:.4f} |", flush=True)
+        out.append(f"| {seed} | {a:.4f} | {b:.4f} | {a - b:+.4f} | {a_best:.4f} | {b_best:.4f} |")
+        print(out[-1], file=sys.stderr, flush=True)
 
     def summary(values: list[float], sign: str = "") -> str:
         sd = statistics.stdev(values) if len(values) > 1 else 0.0
@@ -122,15 +137,18 @@ def main() -> None:
     through, detached = [r[0] for r in results[False]], [r[0] for r in results[True]]
     diffs = [a - b for a, b in zip(through, detached, strict=True)]
     through_best, detached_best = [r[1] for r in results[False]], [r[1] for r in results[True]]
-    print(
+    out.append(
         f"| mean (sd) | {summary(through)} | {summary(detached)} | {summary(diffs, '+')} "
         f"| {summary(through_best)} | {summary(detached_best)} |"
     )
     wins = sum(d > 0 for d in diffs)
-    print(
-        f"Dice@0.5: gradient through beta better in {wins}/{len(diffs)} seeds; "
-        f"{time.perf_counter() - start:.0f} s"
+    out += ["", f"Dice@0.5: gradient through beta better in {wins}/{len(diffs)} seeds."]
+    text = header(
+        "SBFL (TS-CNN eq. 2): gradient through beta vs detached", threads, load_start, load_average()
     )
+    text += "\n" + "\n".join(out)
+    print(text)
+    print("wrote", write_result("", text, args.out or RESULTS / "sbfl_beta_gradient.md"), file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -45,7 +45,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import time
 
-    from lesionseg.cli.evaluate import evaluate_folder
     from lesionseg.config.train import resolve_train_config
     from lesionseg.data.check import check_dataset, format_report
     from lesionseg.data.manifest import load_case, load_manifest
@@ -54,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from lesionseg.io import write_volume
     from lesionseg.phantom import write_phantom_dataset
     from lesionseg.preprocess import PreprocessCache
+    from lesionseg.report.evaluate import evaluate_folder
     from lesionseg.train.run import train_model
 
     if args.cases < 4:

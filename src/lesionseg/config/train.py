@@ -153,8 +153,14 @@ ENSEMBLES: dict[str, list[str]] = {"wmh-ensemble": ["wmh-dice", "wmh-focal-tvers
 # copies of each lesion slice); in 150 CPU steps they would not move the weights, so the CPU profile trains
 # every member at 1e-3, with BatchNorm in the U-Net. Both changes are recorded in the saved config.
 CPU_PROFILE: dict[str, object] = {
-    "epochs": 6, "steps_per_epoch": 25, "batch_size": 8, "val_max_slices": 32, "patch_size": (128, 128),
-    "lesion_slice_ratio": 1.0, "bf16": True, "channels_last": True,
+    "epochs": 6,
+    "steps_per_epoch": 25,
+    "batch_size": 8,
+    "val_max_slices": 32,
+    "patch_size": (128, 128),
+    "lesion_slice_ratio": 1.0,
+    "bf16": True,
+    "channels_last": True,
 }
 CPU_WIDTH = {"tscnn": 16, "resunet": 16, "unet": 16, "pixelnet": 16}
 CPU_LR = {"wmh-dice": 1e-3, "wmh-focal-tversky": 1e-3, "wmh-binary-focal": 1e-3}

@@ -298,4 +298,3 @@ def validation_slices(case, max_slices: int) -> np.ndarray:  # noqa: ANN001
     if len(others) > room:
         others = others[np.linspace(0, len(others) - 1, room).round().astype(int)] if room else others[:0]
     return np.union1d(lesion, others).astype(int)
-
