@@ -20,7 +20,7 @@ from lesionseg.config.preprocess import PreprocessConfig
 from lesionseg.errors import LesionsegError
 from lesionseg.infer.slicewise import predict_volume, to_label
 from lesionseg.io import Volume
-from lesionseg.preprocess import PreprocessedCase, invert, preprocess_volumes
+from lesionseg.preprocess import PreprocessedCase, PreprocessRecord, invert, preprocess_volumes
 
 
 @dataclass
@@ -146,6 +146,15 @@ class Predictor:
         spread = np.std([foreground(p) for p in probs], axis=0) if len(probs) > 1 else None
         return labels, mean, spread
 
+    def labels_on_original_grid(
+        self, labels: np.ndarray, n_outputs: int, record: PreprocessRecord
+    ) -> np.ndarray:
+        """Class indices on the preprocessed grid -> the task's label values (uint8) on the original grid
+        (``record``: the preprocessing record of the case); a one-output model maps 1 to the lesion value."""
+        label_values = self.members[0].label_values
+        values = np.asarray(label_values if n_outputs > 1 else [0, label_values[-1]])
+        return values[invert(labels, record, "label")].astype(np.uint8)
+
     def predict(self, images: list[Volume], mask: Volume | None = None) -> Prediction:
         """Channels in the model's order (``channel_names``), on one grid -> results on that grid."""
         if (
@@ -160,11 +169,8 @@ class Predictor:
             )
         case = preprocess_volumes(images, self.preprocess_config, mask=mask)
         labels, mean, spread = self.predict_preprocessed(case)
-        values = np.asarray(
-            self.members[0].label_values if mean.shape[0] > 1 else [0, self.members[0].label_values[-1]]
-        )
         reference = images[0]
-        label = values[invert(labels, case.record, "label")].astype(np.uint8)
+        label = self.labels_on_original_grid(labels, mean.shape[0], case.record)
         prob = invert(foreground(mean), case.record, "image").astype(np.float32)
         out_spread = None if spread is None else invert(spread, case.record, "image").astype(np.float32)
         return Prediction(

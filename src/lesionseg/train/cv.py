@@ -3,15 +3,14 @@ whole volumes back on their original grids, evaluate them, and tabulate per-fold
 TS-CNN Table 1 (the papers report medians over 5 folds).
 
 Cases with ``label_slices`` (TS-CNN's labelled slice with its unlabelled neighbours) are predicted and
-scored on their labelled slices only: one metrics row per labelled slice, a 2D map with the in-plane
-spacing; per-subject rows pool each subject's slices (``subjects.csv``); every labelled slice gets an
-overlay in the TS-CNN Figure 3 colours in the HTML report."""
+scored on their labelled slices only (:mod:`lesionseg.train.labelled_slices`): one metrics row per labelled
+slice; per-subject rows pool each subject's slices (``subjects.csv``)."""
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +20,11 @@ from lesionseg.data.label_slices import labelled_slices
 from lesionseg.data.manifest import Case, Manifest, load_case
 from lesionseg.data.splits import Splits, load_splits, make_splits
 from lesionseg.infer.predictor import Predictor, load_members
-from lesionseg.io import Volume, atomic_output, write_volume
+from lesionseg.io import atomic_output, write_volume
 from lesionseg.metrics import label_map_metrics, summarize
 from lesionseg.metrics.pooled import pooled_metrics
-from lesionseg.preprocess import PreprocessCache, PreprocessedCase
+from lesionseg.preprocess import PreprocessCache
+from lesionseg.train.labelled_slices import only_labelled_slices, score_labelled_slices
 from lesionseg.train.run import train_model
 
 
@@ -83,7 +83,6 @@ def run_cross_validation(
     for fold in splits.folds:
         if only_folds is not None and fold.fold not in only_folds:
             continue
-        fold_dir = out / f"fold_{fold.fold}"
         checkpoints = []
         for cfg in member_configs:
             result = train_model(
@@ -100,38 +99,9 @@ def run_cross_validation(
             checkpoints.append(result.best)
         predictor = Predictor(load_members(checkpoints), bf16=cfg0.bf16)
         for case in (c for c in manifest.cases if c.subject in fold.test):
-            loaded = load_case(manifest, case, root)
-            pre = cache.get(manifest, case, root, cfg0.preprocess)
-            if case.label_slices is not None:  # predict the labelled slices only; the rest stays 0
-                pre = only_labelled_slices(pre, labelled_slices(case, pre.record))
-            labels, mean, _ = predictor.predict_preprocessed(pre)
-            from lesionseg.preprocess import invert
-
-            values = np.asarray(
-                sorted(manifest.label_values) if mean.shape[0] > 1 else [0, max(manifest.label_values)]
-            )
-            pred = values[invert(labels, pre.record, "label")].astype(np.uint8)
-            write_volume(
-                loaded.reference.with_array(pred, kind="label"),
-                fold_dir / "predictions" / f"{case.id}.nii.gz",
-                reference=loaded.reference,
-            )
-            ref = loaded.label.array if loaded.label is not None else np.zeros_like(pred)
-            if case.label_slices is not None:
-                rows += labelled_slice_metrics(
-                    manifest, case, loaded.reference, pred, ref, {"fold": fold.fold, "subject": case.subject}
-                )
-                save_labelled_slice_overlays(out, case, loaded.reference, pred, ref)
-                continue
-            rows += label_map_metrics(
-                pred,
-                ref,
-                loaded.reference.spacing,
-                manifest.labels,
-                manifest.regions,
-                case=case.id,
-                extra={"fold": fold.fold, "subject": case.subject},
-            )
+            prediction = out / f"fold_{fold.fold}" / "predictions" / f"{case.id}.nii.gz"
+            extra = {"fold": fold.fold, "subject": case.subject}
+            rows += predict_and_score(predictor, manifest, case, root, cache, prediction, out, extra)
     summary = summarize(rows)
     cpu_minutes = (time.process_time() - cpu_start) / 60
     summary["cpu_minutes"] = round(cpu_minutes, 2)
@@ -146,48 +116,36 @@ def run_cross_validation(
     return CVResult(rows, summary, splits, cpu_minutes, out)
 
 
-def only_labelled_slices(pre: PreprocessedCase, zs: np.ndarray) -> PreprocessedCase:
-    """``pre`` with its brain mask cleared outside the slices ``zs``, so that slice-wise prediction, which
-    skips slices without brain, predicts only those (their neighbours still serve as 2.5D context)."""
-    mask = np.zeros_like(np.asarray(pre.mask))
-    mask[..., zs] = np.asarray(pre.mask)[..., zs]
-    return replace(pre, mask=mask, labelled_slices=zs)
-
-
-def labelled_slice_metrics(
-    manifest: Manifest, case: Case, reference: Volume, pred: np.ndarray, ref: np.ndarray, extra: dict
+def predict_and_score(
+    predictor: Predictor,
+    manifest: Manifest,
+    case: Case,
+    root: str | Path,
+    cache: PreprocessCache,
+    prediction_path: Path,
+    report_dir: Path,
+    extra: dict,
 ) -> list[dict]:
-    """One ``label_map_metrics`` row set per labelled slice of ``case`` (``case.label_slices``, indices of
-    the original grid's third axis), each slice scored as a 2D map with the in-plane spacing; the rows
-    carry ``slice``. Lesions are then 2D connected components of the slice (8-connected)."""
-    rows: list[dict] = []
-    for z in case.label_slices or ():
-        rows += label_map_metrics(
-            pred[:, :, z],
-            ref[:, :, z],
-            reference.spacing[:2],
-            manifest.labels,
-            manifest.regions,
-            case=case.id,
-            extra={**extra, "slice": int(z)},
-        )
-    return rows
-
-
-def save_labelled_slice_overlays(
-    out: Path, case: Case, reference: Volume, pred: np.ndarray, ref: np.ndarray
-) -> None:
-    """``overlays/<case>_slice<z>.png`` for every labelled slice (TS-CNN Figure 3 colours)."""
-    from lesionseg.report.cv_report import display_slice, overlay_path, save_slice_overlay
-
-    for z in case.label_slices or ():
-        save_slice_overlay(
-            overlay_path(out, case.id, z),
-            display_slice(reference.array, reference.affine, z),
-            display_slice(ref, reference.affine, z),
-            display_slice(pred, reference.affine, z),
-            title=f"{case.id} (subject {case.subject}), slice {z}",
-        )
+    """Predict one held-out case, write the prediction on its original grid to ``prediction_path`` and
+    return its metrics rows (``extra`` added to each); labelled-slice cases also get their slice overlays
+    in ``report_dir/overlays``."""
+    loaded = load_case(manifest, case, root)
+    pre = cache.get(manifest, case, root, predictor.preprocess_config)
+    if case.label_slices is not None:  # predict the labelled slices only; the rest stays 0
+        pre = only_labelled_slices(pre, labelled_slices(case, pre.record))
+    labels, mean, _ = predictor.predict_preprocessed(pre)
+    pred = predictor.labels_on_original_grid(labels, mean.shape[0], pre.record)
+    write_volume(
+        loaded.reference.with_array(pred, kind="label"),
+        prediction_path,
+        reference=loaded.reference,
+    )
+    ref = loaded.label.array if loaded.label is not None else np.zeros_like(pred)
+    if case.label_slices is not None:
+        return score_labelled_slices(report_dir, manifest, case, loaded.reference, pred, ref, extra)
+    return label_map_metrics(
+        pred, ref, loaded.reference.spacing, manifest.labels, manifest.regions, case=case.id, extra=extra
+    )
 
 
 def write_cv_outputs(
