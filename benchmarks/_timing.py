@@ -156,9 +156,14 @@ def markdown_table(columns: list[str], rows: list[list[object]], align: str | No
     return "\n".join(out)
 
 
-def write_result(name: str, text: str, out: Path | None = None) -> Path:
-    """Write ``text`` to benchmarks/results/speed_<name>.md (or ``out``) via a temporary file and rename."""
-    path = out or RESULTS / f"speed_{name}.md"
+def result_path(name: str, out: Path | None = None, quick: bool = False) -> Path:
+    """``out`` when given, else benchmarks/results/<name>.md (<name>_quick.md for a quick run, so that a
+    quick check never overwrites the full table)."""
+    return out or RESULTS / f"{name}{'_quick' if quick else ''}.md"
+
+
+def write_result(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` via a temporary file and rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text if text.endswith("\n") else text + "\n")
@@ -182,5 +187,5 @@ def record_stdout(
     text = header(title, threads, load_start, load_average()) + "\n" + buffer.getvalue()
     print(text)
     if rc in written:
-        print("wrote", write_result("", text, out), file=sys.stderr)
+        print("wrote", write_result(out, text), file=sys.stderr)
     return rc

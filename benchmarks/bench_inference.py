@@ -47,6 +47,7 @@ from _timing import (  # noqa: E402
     markdown_table,
     median,
     peak_rss_mb,
+    result_path,
     set_threads,
     spread,
     timed_once,
@@ -345,9 +346,12 @@ def main() -> None:
     parser.add_argument(
         "--out", type=Path, help="markdown output (default benchmarks/results/speed_inference.md)"
     )
+    parser.add_argument("--quick", action="store_true", help="one timed round each (writes *_quick.md)")
     parser.add_argument("--rss-probe", help=argparse.SUPPRESS)
     parser.add_argument("--monai-base", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.quick:
+        args.repeats, args.network_repeats = 1, 1
     if args.rss_probe:
         rss_probe(args)
         return
@@ -495,7 +499,7 @@ def main() -> None:
         ]
     )
     print(text)
-    print("wrote", write_result("inference", text, args.out), file=sys.stderr)
+    print("wrote", write_result(result_path("speed_inference", args.out, args.quick), text), file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import numpy as np
 from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import RESULTS, record_stdout  # noqa: E402
+from _timing import record_stdout, result_path  # noqa: E402
 
 from lesionseg.io import read_volume
 from lesionseg.metrics import (
@@ -121,9 +121,12 @@ def main() -> int:
     parser.add_argument("--case", default="patient19")
     parser.add_argument("--dilate", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="one run each (writes *_quick.md)")
     parser.add_argument("--out", type=Path, help="markdown output (default: results/bench_metrics.md)")
     args = parser.parse_args()
-    out = args.out or RESULTS / "bench_metrics.md"
+    if args.quick:
+        args.repeats = 1
+    out = result_path("bench_metrics", args.out, args.quick)
     title = "Metrics: lesionseg against MONAI on one case"
     # exit status 1: measured, but over the time budget (the table is still written)
     return record_stdout(title, lambda: measure(args), out, written=(0, 1))

@@ -27,7 +27,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from lesionseg.nets import NETWORKS, PixelNet, create_network
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import header, load_average, markdown_table, set_threads, write_result  # noqa: E402
+from _timing import header, load_average, markdown_table, result_path, set_threads, write_result  # noqa: E402
 
 VARIANTS = [  # (label, autocast dtype or None, memory format)
     ("fp32 NCHW", None, torch.contiguous_format),
@@ -138,7 +138,7 @@ def main() -> None:
     text = header("Network cost and throughput", threads, load_start, load_average(), facts)
     text += "\n" + "\n".join(out)
     print(text)
-    print("wrote", write_result("networks", text, args.out), file=sys.stderr)
+    print("wrote", write_result(result_path("speed_networks", args.out, args.quick), text), file=sys.stderr)
 
 
 if __name__ == "__main__":

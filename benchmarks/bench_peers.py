@@ -42,6 +42,7 @@ from _timing import (  # noqa: E402
     load_average,
     markdown_table,
     median,
+    result_path,
     set_threads,
     write_result,
 )
@@ -315,7 +316,7 @@ def main() -> None:
         ]
     )
     print(text)
-    print("wrote", write_result("peers", text, args.out), file=sys.stderr)
+    print("wrote", write_result(result_path("speed_peers", args.out, args.quick), text), file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import RESULTS, record_stdout  # noqa: E402
+from _timing import record_stdout, result_path  # noqa: E402
 
 from lesionseg.config.preprocess import PreprocessConfig
 from lesionseg.data.manifest import LoadedCase, load_case, manifest_from_dict
@@ -66,9 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path(default_data))
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="one run each (writes *_quick.md)")
     parser.add_argument("--out", type=Path, help="markdown output (default: results/bench_preprocess.md)")
     args = parser.parse_args(argv)
-    out = args.out or RESULTS / "bench_preprocess.md"
+    if args.quick:
+        args.repeats = 1
+    out = result_path("bench_preprocess", args.out, args.quick)
     return record_stdout("Preprocessing with and without N4", lambda: measure(args), out, written=(0,))
 
 

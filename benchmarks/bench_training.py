@@ -36,6 +36,7 @@ from _timing import (  # noqa: E402
     load_average,
     markdown_table,
     median,
+    result_path,
     set_threads,
     spread,
     timed_once,
@@ -276,7 +277,7 @@ def main() -> None:
         ]
     text = "\n\n".join(parts)
     print(text)
-    print("wrote", write_result("training", text, args.out), file=sys.stderr)
+    print("wrote", write_result(result_path("speed_training", args.out, args.quick), text), file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Assemble BENCHMARKS.md from the result files the benchmark scripts wrote into benchmarks/results/.
 
 Nothing here measures anything: every table comes verbatim from a script's output file, which names the
-command that produced it. Run the scripts first (see each section), then:
+command that produced it; the prose between the tables is in benchmarks/prose/. Run the scripts first (see
+benchmarks/prose/reproducing.md), then:
 
     python benchmarks/make_benchmarks_md.py
 """
@@ -13,48 +14,28 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 
+PROSE = REPO / "benchmarks" / "prose"
+
+# (title, file): a results file written by a script, or a hand-written text in benchmarks/prose/ (prose only:
+# every number in BENCHMARKS.md comes from a results file).
 SECTIONS = [
-    (
-        "Reading this file",
-        None,
-        """\
-All figures were measured on the 2-core CPU machines this project is built on (no GPU), usually while other
-jobs shared the cores, so absolute times are noisy: the speed tables report ratios measured side by side in
-one process. The data sets in `../shared/data` are tiny (2-4 subjects, or 20 labelled slices): the quality
-tables show that each pipeline runs and learns, with the spread over folds, not a reproduction of the
-papers' numbers, and nothing here was tuned to a number. Where a set has fewer subjects than the requested
-folds, cross-validation is leave-one-subject-out and the table says so.""",
-    ),
-    ("Bundled model: cross-validation", "bundled_model_cv.md", None),
-    ("Quality: MS (open_ms_data + mslesseg), TS-CNN rows and the WMH ensemble", "quality_ms.md", None),
-    ("Quality: neonatal HIE (bonbid_hie2023_subset), TS-CNN rows", "quality_bonbid.md", None),
-    ("Quality: tumour, PixelNet on BraTS 2015 (per region, as PixelNet Table 2)", "quality_brats.md", None),
-    ("Quality: lower-grade glioma slices (lgg_kaggle3m_subset), PixelNet", "quality_lgg.md", None),
-    (
-        "Where these numbers fall short of the papers, and why",
-        None,
-        """\
-- **Data size.** The papers trained on 704 PWML slices of 70 neonates (TS-CNN), 285 BraTS cases
-  (PixelNet) and 55 WMH volumes (thesis). Here each fold trains on 1-3 subjects. A fold's median moves with
-  one subject, so the IQRs are as large as the differences between rows; no row-vs-row claim of the papers
-  (TS-CNN > residual U-Net, SBFL > focal, balanced > uniform sampling) can be confirmed or refuted here.
-- **CPU budget.** The papers trained 2,500 (TS-CNN) to tens of thousands of steps on GPUs at widths 32-64;
-  these runs use 100 steps of 8 patches (96 x 96) at width 16, bf16, on one core each of a shared 2-core
-  machine. The `--profile paper` settings exist and are tested for their values, not run here.
-- **Domain.** The MS set mixes two sources (open_ms_data and MSLesSeg); leave-one-subject-out then tests
-  across scanners and protocols, which is harder than the papers' within-set splits (the bundled model's
-  CV shows the shift: high sensitivity with low precision on MSLesSeg's P14).
-- **Not run in this revision** (the session's CPU time ran out; the script runs them with
-  `python benchmarks/quality_cv.py --only ms` and `--only brats`): the WMH thesis rows and the ensemble
-  on MS, TS-CNN rows B, E and F on MS, and PixelNet on BraTS. The ISLES'22 sample (1 subject) cannot be
-  cross-validated; `lesionseg dataset check` reads it and `lesionseg train` runs on it.""",
-    ),
-    ("TS-CNN on its authors' neonatal PWML slices (tscnn_pwml_test)", "pwml.md", None),
-    ("Speed: inference on one whole case", "speed_inference.md", None),
-    ("Speed: training, fp32 vs bf16 vs channels_last", "speed_training.md", None),
-    ("Speed: networks against MONAI's UNet and the machine's peak", "speed_peers.md", None),
-    ("Speed: metrics", "bench_metrics.md", None),
-    ("Speed: preprocessing", "bench_preprocess.md", None),
+    ("Reading this file", PROSE / "reading.md"),
+    ("Reproducing this file", PROSE / "reproducing.md"),
+    ("Bundled model: cross-validation", RESULTS / "bundled_model_cv.md"),
+    ("Quality: MS (open_ms_data + mslesseg), TS-CNN rows and the WMH ensemble", RESULTS / "quality_ms.md"),
+    ("Quality: neonatal HIE (bonbid_hie2023_subset), TS-CNN rows", RESULTS / "quality_bonbid.md"),
+    ("Quality: tumour, PixelNet on BraTS 2015 (per region, PixelNet Table 2)", RESULTS / "quality_brats.md"),
+    ("Quality: lower-grade glioma slices (lgg_kaggle3m_subset), PixelNet", RESULTS / "quality_lgg.md"),
+    ("Stroke: the ISLES'22 sample, a run that must complete", RESULTS / "stroke_isles.md"),
+    ("TS-CNN on its authors' neonatal PWML slices (tscnn_pwml_test)", RESULTS / "pwml.md"),
+    ("Where these numbers fall short of the papers, and why", PROSE / "shortfalls.md"),
+    ("SBFL: should the gradient flow through beta?", RESULTS / "sbfl_beta_gradient.md"),
+    ("Speed: inference on one whole case", RESULTS / "speed_inference.md"),
+    ("Speed: training, fp32 vs bf16 vs channels_last", RESULTS / "speed_training.md"),
+    ("Speed: networks against MONAI's UNet and the machine's peak", RESULTS / "speed_peers.md"),
+    ("Speed: every network at its paper configuration", RESULTS / "speed_networks.md"),
+    ("Speed: metrics", RESULTS / "bench_metrics.md"),
+    ("Speed: preprocessing", RESULTS / "bench_preprocess.md"),
 ]
 
 
@@ -70,16 +51,12 @@ def main() -> None:
         "Generated by `python benchmarks/make_benchmarks_md.py` from benchmarks/results/.",
         "",
     ]
-    for title, filename, text in SECTIONS:
+    for title, path in SECTIONS:
         parts += [f"## {title}", ""]
-        if text is not None:
-            parts += [text, ""]
-            continue
-        path = RESULTS / filename
         if path.exists():
             parts += [demote_headings(path.read_text().strip()), ""]
         else:
-            parts += [f"Not measured in this revision (no `benchmarks/results/{filename}`).", ""]
+            parts += [f"Not measured in this revision (no `{path.relative_to(REPO)}`).", ""]
     (REPO / "BENCHMARKS.md").write_text("\n".join(parts))
     print(f"wrote {REPO / 'BENCHMARKS.md'}")
 

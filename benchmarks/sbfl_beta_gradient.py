@@ -25,7 +25,7 @@ from lesionseg.losses import self_balancing_focal_loss
 from lesionseg.nets import create_network
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import RESULTS, header, load_average, markdown_table, set_threads, write_result  # noqa: E402
+from _timing import header, load_average, markdown_table, result_path, set_threads, write_result  # noqa: E402
 
 
 def make_images(n: int, size: int, contrast: float, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
@@ -148,7 +148,8 @@ def main() -> None:
     )
     text += "\n" + "\n".join(out)
     print(text)
-    print("wrote", write_result("", text, args.out or RESULTS / "sbfl_beta_gradient.md"), file=sys.stderr)
+    path = write_result(result_path("sbfl_beta_gradient", args.out, args.quick), text)
+    print("wrote", path, file=sys.stderr)
 
 
 if __name__ == "__main__":
