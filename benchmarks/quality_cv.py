@@ -113,6 +113,10 @@ PAPER = {
     "tscnn-focal-aug": "0.6088 / 0.6838 / 0.9998 / HD 30.81",
     "tscnn64-focal-aug": "0.6186 / 0.6952 / 0.9998 / HD 28.34",
     "tscnn-sbfl": "0.6355 / 0.7126 / 0.9998 / HD 24.58",
+    **dict.fromkeys(
+        ("wmh-dice", "wmh-focal-tversky", "wmh-binary-focal", "wmh-ensemble"),
+        "thesis: per-slice box plots only (Figures 9-12), no numbers",
+    ),
     "pixelnet-balanced": "BraTS'17 val: Dice ET 0.701 / WT 0.879 / TC 0.781; HD95 11.9 / 9.1 / 11.4",
     "pixelnet-uniform": "BraTS'17 val: Dice ET 0.689 / WT 0.876 / TC 0.761; HD95 12.9 / 9.8 / 12.4",
 }
@@ -250,9 +254,11 @@ def write_tables(experiments: list[Experiment], quick: bool) -> None:
                     for m in METRICS
                 ]
                 name = f" ({label})" if label != "lesion" else ""
+                # the ensemble reuses its members' checkpoints: its CPU time is prediction only
+                cpu = f"{summary['cpu_minutes']:.1f}" + (" + members" if exp.method == "wmh-ensemble" else "")
                 lines.append(
-                    f"| {exp.row}{name} | {exp.method} | {folds} | {' | '.join(cells)} | "
-                    f"{summary['cpu_minutes']:.1f} | {PAPER.get(exp.method, '')} |"
+                    f"| {exp.row}{name} | {exp.method} | {folds} | {' | '.join(cells)} | {cpu} | "
+                    f"{PAPER.get(exp.method, '')} |"
                 )
         path = RESULTS / f"quality_{set_name}{'_quick' if quick else ''}.md"
         path.write_text("\n".join(lines) + "\n")
