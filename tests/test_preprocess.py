@@ -10,7 +10,7 @@ from lesionseg.config.preprocess import PreprocessConfig
 from lesionseg.errors import LesionsegError
 from lesionseg.io import Volume
 from lesionseg.preprocess import PreprocessRecord, apply_geometry, invert, preprocess_volumes
-from lesionseg.preprocess.brainmask import border_value, derive_brain_mask
+from lesionseg.preprocess.brainmask import border_value, clean_mask, derive_brain_mask
 
 SPACING = (0.9, 1.2, 3.5)
 WORLD_AXIS = {"R": (0, 1), "L": (0, -1), "A": (1, 1), "P": (1, -1), "S": (2, 1), "I": (2, -1)}
@@ -212,6 +212,22 @@ def test_nonzero_mask_handles_negative_backgrounds_and_cleans_up() -> None:
     assert mask.dtype == np.uint8 and mask.sum() == 20 * 20 * 8
     assert np.array_equal(derive_brain_mask(image, "otsu"), mask)
     assert derive_brain_mask(image, "none").all()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_clean_mask_on_the_bounding_box_equals_the_whole_volume(seed: int) -> None:
+    """Hole filling and the largest component, computed on the mask's box, equal scipy on the full grid
+    (blobs with holes, touching the border or not, several components)."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    mask = ndimage.gaussian_filter(rng.random((30, 26, 22)), 2.0) > 0.5 + 0.02 * rng.standard_normal()
+    mask[rng.integers(0, 30), :, :] = seed % 2 == 0  # a plane that may reach the border
+    filled = ndimage.binary_fill_holes(mask)
+    labels, count = ndimage.label(filled)
+    expected = filled if count <= 1 else labels == np.argmax(np.bincount(labels.ravel())[1:]) + 1
+    assert mask.any() and np.array_equal(clean_mask(mask), expected)
+    assert not clean_mask(np.zeros((4, 5, 6), dtype=bool)).any()
 
 
 def test_file_mode_falls_back_to_nonzero_without_a_mask_file() -> None:

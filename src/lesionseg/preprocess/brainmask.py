@@ -9,6 +9,7 @@ import numpy as np
 from scipy import ndimage
 
 from lesionseg.errors import LesionsegError
+from lesionseg.preprocess.geometry import crop_box
 
 
 def border_value(channel: np.ndarray) -> float:
@@ -43,14 +44,23 @@ def otsu_mask(channel: np.ndarray, bins: int = 128) -> np.ndarray:
 
 
 def clean_mask(mask: np.ndarray) -> np.ndarray:
-    """Fill enclosed holes (3D), then keep the largest 6-connected component."""
-    filled = ndimage.binary_fill_holes(mask)
+    """Fill enclosed holes (3D), then keep the largest 6-connected component.
+
+    Both run on the bounding box of the mask only (same result: a background voxel on the box's face is
+    either on the volume's border or next to the background outside the box, so it is never a hole), which
+    saves the work on the empty margins of the grid (tests/test_preprocess.py checks the equality)."""
+    if not mask.any():
+        return np.zeros(mask.shape, dtype=bool)
+    box = tuple(slice(lo, hi) for lo, hi in crop_box(mask, (0, 0, 0)))
+    filled = ndimage.binary_fill_holes(mask[box])
     labels, count = ndimage.label(filled)
-    if count <= 1:
-        return filled
-    sizes = np.bincount(labels.ravel())
-    sizes[0] = 0
-    return labels == int(np.argmax(sizes))
+    if count > 1:
+        sizes = np.bincount(labels.ravel())
+        sizes[0] = 0
+        filled = labels == int(np.argmax(sizes))
+    out = np.zeros(mask.shape, dtype=bool)
+    out[box] = filled
+    return out
 
 
 def derive_brain_mask(image: np.ndarray, mode: str, source: str | Path | None = None) -> np.ndarray:
