@@ -44,7 +44,8 @@ def demote_headings(text: str) -> str:
     return "\n".join("##" + line if line.startswith("#") else line for line in text.splitlines())
 
 
-def main() -> None:
+def render() -> str:
+    """BENCHMARKS.md from the section files, as text."""
     parts = [
         "# BENCHMARKS",
         "",
@@ -57,7 +58,11 @@ def main() -> None:
             parts += [demote_headings(path.read_text().strip()), ""]
         else:
             parts += [f"Not measured in this revision (no `{path.relative_to(REPO)}`).", ""]
-    (REPO / "BENCHMARKS.md").write_text("\n".join(parts))
+    return "\n".join(parts)
+
+
+def main() -> None:
+    (REPO / "BENCHMARKS.md").write_text(render())
     print(f"wrote {REPO / 'BENCHMARKS.md'}")
 
 
