@@ -111,8 +111,9 @@ def self_balancing_focal_loss(
     Default False, chosen by experiment: `python benchmarks/sbfl_beta_gradient.py` (residual U-Net width 8,
     48 x 48 noise images with 1-4 blobs of radius 1-2 px, 1 % lesion pixels, batch 8, Adam 1e-3, 300 steps,
     paired seeds; Dice pooled over 64 held-out images):
-      seeds 0-4:  Dice@0.5 through beta 0.337 (sd 0.022), detached 0.318 (sd 0.037), through better in 3/5;
-                  best-threshold Dice 0.362 vs 0.366.
+      seeds 0-4 (the default run, benchmarks/results/sbfl_beta_gradient.md): Dice@0.5 through beta 0.337
+                  (sd 0.022), detached 0.318 (sd 0.037), through better in 3/5; best-threshold Dice 0.362 vs
+                  0.366.
       seeds 30-37 (--seeds 8 --first-seed 30): Dice@0.5 0.340 vs 0.327, 4/8; best-threshold 0.365 vs 0.366.
       seeds 5-9: 0.323 vs 0.350, 0/5; seeds 20-23 at 800 steps: 0.330 vs 0.348, 1/4.
     Over all 22 paired runs the mean Dice@0.5 difference is 0.000 (through beta better in 8/22), and the
