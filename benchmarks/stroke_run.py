@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import resource
 import shutil
@@ -67,6 +68,20 @@ def grid_check(pred: Path, ref: Path) -> str:
     return (
         f"mask {p.shape} vs reference {r.shape}: shape {'equal' if same_shape else 'DIFFERENT'}, "
         f"affine {'equal' if same_affine else 'DIFFERENT'} (atol 1e-5)"
+    )
+
+
+def sampling_note(label_path: Path, config_path: Path) -> str:
+    """How many of PixelNet's sampled pixels per image the infarct can get: the paper's fill rule gives a
+    class with fewer pixels than its share all of them, and the rest of the N to the other classes."""
+    per_slice = (np.asarray(nib.load(label_path).dataobj) > 0).sum(axis=(0, 1))
+    per_slice = per_slice[per_slice > 0]
+    n = json.loads(config_path.read_text())["pixels_per_image"]
+    return (
+        f"the infarct covers {int(per_slice.sum())} voxels on {per_slice.size} slices "
+        f"({int(per_slice.min())}-{int(per_slice.max())} per slice): of the N = {n} pixels sampled per "
+        f"image, class-balanced sampling can give it at most {int(per_slice.max())} "
+        f"({100 * per_slice.max() / n:.1f} %), not the half that balancing aims at"
     )
 
 
@@ -143,6 +158,7 @@ def main() -> None:
             f"{float(record['ref_volume_ml']):.2f} mL, predicted {float(record['pred_volume_ml']):.2f} mL, "
             f"lesions {record['lesions_detected']}/{record['ref_lesions']} detected"
         )
+        lines.append(f"- {sampling_note(root / case.label.path, out / 'model' / 'config.json')}")
     path = RESULTS / f"stroke_isles{'_quick' if args.quick else ''}.md"
     path.write_text("\n".join(lines) + "\n")
     print(path.read_text())
