@@ -190,3 +190,26 @@ def test_segment_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFix
     )
     err = capsys.readouterr().err.strip().splitlines()
     assert code != 0 and len(err) == 1 and "missing.nii.gz" in err[0]
+
+
+@pytest.mark.parametrize("outputs", [1, 3])
+def test_slices_the_network_skips_are_background(outputs: int) -> None:
+    """Slices without brain (and the margin outside a crop window) are background: lesion probability 0 and,
+    for softmax outputs, class probabilities that still sum to 1."""
+    import torch
+
+    from lesionseg.infer.predictor import foreground
+    from lesionseg.infer.slicewise import predict_volume
+
+    torch.manual_seed(0)
+    model = torch.nn.Conv2d(2, outputs, 3, padding=1)
+    image = np.random.default_rng(0).standard_normal((2, 32, 32, 6)).astype(np.float32)
+    mask = np.zeros((32, 32, 6), dtype=np.uint8)
+    mask[8:20, 10:22, 2:4] = 1  # brain on slices 2 and 3 only
+    for crop in (0, 16):
+        prob = predict_volume(model, image, mask, context_slices=1, crop_multiple=crop)
+        assert prob.shape == (outputs, 32, 32, 6)
+        lesion = foreground(prob)
+        assert np.all(lesion[..., [0, 1, 4, 5]] == 0) and np.any(lesion[..., 2:4] > 0)
+        if outputs > 1:
+            np.testing.assert_allclose(prob.sum(axis=0), 1.0, atol=1e-5)

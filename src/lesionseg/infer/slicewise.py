@@ -33,7 +33,8 @@ def predict_volume(
     z_indices: np.ndarray | None = None,
     crop_multiple: int = 0,
 ) -> np.ndarray:
-    """Probabilities for every slice of ``image`` (C, X, Y, Z); slices without brain stay 0.
+    """Probabilities for every slice of ``image`` (C, X, Y, Z); slices without brain are background
+    (sigmoid output 0; softmax output 1 for class 0 and 0 for the others).
 
     ``flip_tta`` averages the prediction with that of the left-right flipped slice. ``crop_multiple`` > 0
     runs the network only on the in-plane bounding box of the brain ``mask`` (grown to a multiple of it,
@@ -64,6 +65,8 @@ def predict_volume(
         prob_np = prob.float().numpy().transpose(1, 2, 3, 0)  # (K, X, Y, b)
         if out is None:
             out = np.zeros((prob_np.shape[0], *image.shape[1:]), dtype=np.float32)
+            if prob_np.shape[0] > 1:
+                out[0] = 1.0  # softmax: what the network does not see is background with probability 1
         if window is not None:
             out[:, window[0], window[1], zs] = prob_np
         else:
