@@ -230,10 +230,17 @@ def write_tables(experiments: list[Experiment], quick: bool) -> None:
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     for set_name in sorted({e.set_name for e in experiments}):
+        finished = [
+            out_dir(e, quick) / "metrics.csv"
+            for e in experiments
+            if e.set_name == set_name and (out_dir(e, quick) / "metrics.csv").exists()
+        ]
+        run_dates = sorted({str(datetime.date.fromtimestamp(p.stat().st_mtime)) for p in finished})
         lines = [
             f"Command: `python benchmarks/quality_cv.py{' --quick' if quick else ''} --only {set_name}` "
-            f"(tables rebuilt {datetime.date.today()}); cells: median over folds of the per-fold median "
-            f"[IQR over folds]; HD95 in mm.",
+            f"(rows run on {', '.join(run_dates) or '-'}; table built {datetime.date.today()}); cells: "
+            "median over folds of the per-fold median [IQR over folds]; HD95 in mm; CPU min: the row's own "
+            "process time (training, prediction and evaluation of all its folds).",
             "",
             "| row | method | folds | DSC | sensitivity | specificity | HD95 | lesion F1 | CPU min |"
             " paper (DSC / sens / spec / HD) |",
