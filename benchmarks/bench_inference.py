@@ -178,7 +178,7 @@ def make_predictor(kind: str, model: Path, args: argparse.Namespace, monai_base:
     if kind == "io-only":
         members[0].model = ZeroNetwork()
     optimised = kind.endswith("optimised") or kind == "optimised-no-crop"
-    crop = optimised and kind != "optimised-no-crop"
+    crop = kind in ("optimised", "monai-optimised")  # the ensemble runs the Predictor's default: no crop
     return Predictor(
         members,
         optimize=optimised,
@@ -407,7 +407,7 @@ def main() -> None:
         "monai-plain": f"MONAI UNet c={monai.base}, plain",
         "monai-optimised": f"MONAI UNet c={monai.base}, optimised path (bf16 + channels_last + crop)",
         "ensemble-plain": f"ensemble of {args.ensemble}, plain",
-        "ensemble-optimised": f"ensemble of {args.ensemble}, optimised",
+        "ensemble-optimised": f"ensemble of {args.ensemble}, optimised (Predictor default, no crop)",
     }
     reference = {"ensemble-optimised": "ensemble-plain", "monai-optimised": "monai-plain"}
     rows = []
@@ -454,8 +454,8 @@ def main() -> None:
         f"- one model, optimised: {single:.2f} s (target <= {TARGET_SINGLE_S:.0f} s: "
         f"{'MET' if single <= TARGET_SINGLE_S else 'MISSED'}); without the crop {single_nc:.2f} s "
         f"({'MET' if single_nc <= TARGET_SINGLE_S else 'MISSED'})",
-        f"- ensemble of {args.ensemble}, optimised: {ensemble:.2f} s (target <= {TARGET_ENSEMBLE_S:.0f} s: "
-        f"{'MET' if ensemble <= TARGET_ENSEMBLE_S else 'MISSED'})",
+        f"- ensemble of {args.ensemble}, optimised (no crop): {ensemble:.2f} s "
+        f"(target <= {TARGET_ENSEMBLE_S:.0f} s: {'MET' if ensemble <= TARGET_ENSEMBLE_S else 'MISSED'})",
         f"- measured with {threads} torch thread(s) at load {load_start} (start) / {load_end} (end)",
     ]
     mem_rows = []

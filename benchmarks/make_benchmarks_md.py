@@ -31,6 +31,7 @@ SECTIONS = [
     ("Where these numbers fall short of the papers, and why", PROSE / "shortfalls.md"),
     ("SBFL: should the gradient flow through beta?", RESULTS / "sbfl_beta_gradient.md"),
     ("Speed: inference on one whole case", RESULTS / "speed_inference.md"),
+    ("Speed: inference on one whole case, two torch threads", RESULTS / "speed_inference_2threads.md"),
     ("Speed: training, fp32 vs bf16 vs channels_last", RESULTS / "speed_training.md"),
     ("Speed: networks against MONAI's UNet and the machine's peak", RESULTS / "speed_peers.md"),
     ("Speed: every network at its paper configuration", RESULTS / "speed_networks.md"),
