@@ -6,7 +6,7 @@ benchmarks/results/quality_<set>.md: per row, the median and IQR over folds of e
 sensitivity, specificity, HD95 and lesion F1, and the CPU minutes the row took.
 
     python benchmarks/quality_cv.py --quick            # minutes: 1 epoch x 5 steps, checks every row runs
-    python benchmarks/quality_cv.py                     # the CPU profile (an hour or two on 2 cores)
+    python benchmarks/quality_cv.py                     # the CPU profile (~3.3 CPU hours here)
     python benchmarks/quality_cv.py --only ms --jobs 2  # one set
     python benchmarks/quality_cv.py --tables-only       # rebuild the markdown from finished runs
 
@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from _timing import result_path, write_result
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -277,8 +278,7 @@ def write_tables(experiments: list[Experiment], quick: bool) -> None:
                     f"| {exp.row}{name} | {exp.method} | {folds} | {' | '.join(cells)} | {cpu} | "
                     f"{PIXELNET_PAPER.get((exp.method, label), PAPER.get(exp.method, ''))} |"
                 )
-        path = RESULTS / f"quality_{set_name}{'_quick' if quick else ''}.md"
-        path.write_text("\n".join(lines) + "\n")
+        path = write_result(result_path(f"quality_{set_name}", quick=quick), "\n".join(lines))
         print(path.read_text())
 
 

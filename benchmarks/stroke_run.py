@@ -7,7 +7,7 @@ method), checks that the written mask lies on the reference's grid (shape and af
 benchmarks/results/stroke_isles.md with each step's exit status and CPU time. The DSC it prints is on the
 training case and is not a score.
 
-    python benchmarks/stroke_run.py           # the CPU profile of quality_cv.py (about 10-20 CPU minutes)
+    python benchmarks/stroke_run.py           # the CPU profile of quality_cv.py (about 7 CPU minutes here)
     python benchmarks/stroke_run.py --quick   # 1 epoch x 5 steps: checks that every step runs
 """
 
@@ -26,7 +26,8 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-from quality_cv import COMMON, QUICK, REPO, RESULTS
+from _timing import result_path, write_result
+from quality_cv import COMMON, QUICK, REPO
 
 from lesionseg.data.manifest import load_manifest
 from lesionseg.report.tables import read_metrics_csv
@@ -159,8 +160,7 @@ def main() -> None:
             f"lesions {record['lesions_detected']}/{record['ref_lesions']} detected"
         )
         lines.append(f"- {sampling_note(root / case.label.path, out / 'model' / 'config.json')}")
-    path = RESULTS / f"stroke_isles{'_quick' if args.quick else ''}.md"
-    path.write_text("\n".join(lines) + "\n")
+    path = write_result(result_path("stroke_isles", quick=args.quick), "\n".join(lines))
     print(path.read_text())
     sys.exit(0 if completed else 1)
 
