@@ -107,8 +107,8 @@ def run(args: argparse.Namespace) -> int:
         manifest_path,
         data,
         out / "evaluation",
-        skip_missing=True,
         title="lesionseg demo: phantom, held-out cases",
+        case_ids=[c.id for c in manifest.cases if c.subject in test],
     )
     summary = json.loads((out / "evaluation" / "summary.json").read_text())
     metrics = summary["labels"]["lesion"]["metrics"]

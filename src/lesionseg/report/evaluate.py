@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,9 +78,11 @@ def evaluate_folder(
     skip_missing: bool = False,
     overlay_slices: int = 3,
     title: str | None = None,
+    case_ids: Collection[str] | None = None,
 ) -> dict[str, Path]:
-    """Evaluate every case of ``manifest`` that has a prediction in ``pred_dir``; a case without one is an
-    error unless ``skip_missing`` (then it is listed in the report). Returns the written files by name."""
+    """Evaluate every case of ``manifest`` (or only those in ``case_ids``) that has a prediction in
+    ``pred_dir``; a case without one is an error unless ``skip_missing`` (then it is listed in the report).
+    Returns the written files by name."""
     pred_dir, root = Path(pred_dir), Path(root)
     loaded = load_manifest(manifest)
     if not pred_dir.is_dir():
@@ -88,7 +91,8 @@ def evaluate_folder(
         raise LesionsegError("data root not found", root)
     fold_of = folds_from_splits(folds, loaded) if folds else folds_from_manifest(loaded)
     cases, missing = [], []
-    for case in loaded.cases:
+    selected = [c for c in loaded.cases if case_ids is None or c.id in case_ids]
+    for case in selected:
         if case.label is None:
             raise LesionsegError(f"case {case.id!r} has no reference label in the manifest", loaded.path)
         pred = find_prediction(pred_dir, case.id)
@@ -100,7 +104,7 @@ def evaluate_folder(
     if missing and (not skip_missing or not cases):
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         raise LesionsegError(
-            f"no prediction for {len(missing)} of {len(loaded.cases)} cases ({shown}); "
+            f"no prediction for {len(missing)} of {len(selected)} cases ({shown}); "
             "expected <case>.nii.gz, <case>_mask.nii.gz or <case>_seg.nii.gz",
             pred_dir,
         )
