@@ -96,25 +96,27 @@ def spread(values: list[float]) -> str:
     return f"{min(values):.3g}-{max(values):.3g}"
 
 
-def peak_rss_mb() -> float:
-    """This process' peak resident memory so far (MiB): VmHWM, else ru_maxrss (KiB on Linux)."""
+def proc_status_mb(field: str) -> float | None:
+    """A memory field of /proc/self/status ("VmHWM", "VmRSS") in MiB; None where there is none."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return None
+
+
+def peak_rss_mb() -> float:
+    """This process' peak resident memory so far (MiB): VmHWM, else ru_maxrss (KiB on Linux)."""
+    peak = proc_status_mb("VmHWM")
+    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def current_rss_mb() -> float:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
+    """This process' resident memory now (MiB); NaN where /proc is missing."""
+    rss = proc_status_mb("VmRSS")
+    return rss if rss is not None else float("nan")
 
 
 def cpu_minutes() -> float:

@@ -46,14 +46,7 @@ from _timing import (  # noqa: E402
     set_threads,
     write_result,
 )
-
-METHODS = {
-    "unet": "wmh-dice",
-    "resunet": "resunet-focal",
-    "tscnn": "tscnn-focal",
-    "pixelnet": "pixelnet-balanced",
-}
-IN_CHANNELS = 2
+from bench_training import IN_CHANNELS, METHODS, make_step  # noqa: E402  (the networks and step it times)
 
 
 # ----------------------------------------------------------------------------------------- peak
@@ -212,8 +205,6 @@ def variants_for(entry: dict, args: argparse.Namespace) -> tuple[dict, dict]:
     def infer_opt() -> torch.Tensor:
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
             return optimised(xi_cl)
-
-    from bench_training import make_step  # the same training step the training benchmark times
 
     train_fp32 = make_step({**entry, "net": net}, batch, False, False)
     train_opt = make_step({**entry, "net": net}, batch, True, True)
