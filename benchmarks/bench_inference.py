@@ -468,7 +468,7 @@ def main() -> None:
             )
     mem_table = markdown_table(["fresh process, one case", "peak RSS MiB", "above imports MiB"], mem_rows)
     member = load_members([model])[0]
-    from lesionseg.train.checkpoint import load_checkpoint
+    from lesionseg.nets.checkpoint import load_checkpoint
 
     state = load_checkpoint(model)
     trained = state.get("trained", {})

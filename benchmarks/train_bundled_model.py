@@ -21,7 +21,7 @@ import torch
 from lesionseg.config.train import resolve_train_config
 from lesionseg.data.manifest import load_manifest
 from lesionseg.preprocess import PreprocessCache
-from lesionseg.train.checkpoint import load_checkpoint, save_checkpoint
+from lesionseg.nets.checkpoint import load_checkpoint, save_checkpoint
 from lesionseg.train.cv import run_cross_validation
 from lesionseg.train.run import train_model
 

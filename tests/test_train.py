@@ -13,7 +13,7 @@ from lesionseg.config.train import METHOD_PRESETS, TrainConfig, resolve_train_co
 from lesionseg.data.manifest import load_manifest
 from lesionseg.errors import LesionsegError
 from lesionseg.preprocess import PreprocessCache
-from lesionseg.train.checkpoint import load_checkpoint
+from lesionseg.nets.checkpoint import load_checkpoint
 from lesionseg.train.run import train_model
 from lesionseg.train.trainer import learning_rate
 

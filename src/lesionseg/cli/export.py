@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from lesionseg.errors import LesionsegError
     from lesionseg.infer.export import export_onnx
-    from lesionseg.train.checkpoint import build_model, load_checkpoint
+    from lesionseg.nets.checkpoint import build_model, load_checkpoint
 
     if args.out.exists() and not args.overwrite:
         raise LesionsegError("output exists (use --overwrite to replace it)", args.out)

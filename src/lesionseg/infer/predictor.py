@@ -47,7 +47,7 @@ class Prediction:
 
 
 def member_from_state(state: dict, source: str = "") -> Member:
-    from lesionseg.train.checkpoint import build_model
+    from lesionseg.nets.checkpoint import build_model
 
     cfg = state["config"]
     return Member(
@@ -64,7 +64,7 @@ def member_from_state(state: dict, source: str = "") -> Member:
 
 def load_members(paths: list[str | Path]) -> list[Member]:
     """Checkpoints -> members; an ensemble must share channels, labels and preprocessing."""
-    from lesionseg.train.checkpoint import load_checkpoint
+    from lesionseg.nets.checkpoint import load_checkpoint
 
     if not paths:
         raise LesionsegError("no model given")

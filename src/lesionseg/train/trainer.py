@@ -20,7 +20,7 @@ from lesionseg.errors import LesionsegError
 from lesionseg.infer.slicewise import autocast, predict_volume, to_label
 from lesionseg.io import atomic_output
 from lesionseg.train import distributed
-from lesionseg.train.checkpoint import load_checkpoint, save_checkpoint
+from lesionseg.nets.checkpoint import load_checkpoint, save_checkpoint
 from lesionseg.train.samples import SliceBatcher, class_lookup
 
 HISTORY_FIELDS = ["epoch", "steps", "train_loss", "val_loss", "val_dice", "lr", "seconds"]
