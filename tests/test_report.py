@@ -168,3 +168,144 @@ def test_report_package_does_not_import_torch() -> None:
     code = "import sys, lesionseg.report, lesionseg.report.evaluation; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+EVIL = "<script>alert(1)</script>"
+
+
+def evil_rows(n_cases: int = 3) -> list[dict]:
+    rows = []
+    for i in range(n_cases):
+        ref = np.zeros((16, 16, 8), dtype=np.uint8)
+        ref[4:10, 4:10, 2:6] = 1
+        pred = np.roll(ref, i, axis=0)
+        extra = {"fold": str(i % 2), "subject": f"{EVIL}{i}"}
+        rows += label_map_metrics(pred, ref, (1.0, 1.0, 2.0), {EVIL: 1}, case=f"{EVIL}{i}", extra=extra)
+    return rows
+
+
+def assert_escaped(page: str) -> None:
+    assert "<script" not in page.lower()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_evaluation_report_escapes_label_and_case_names(tmp_path) -> None:
+    rows = evil_rows()
+    paths = write_evaluation_outputs(
+        tmp_path, rows, f"Eval {EVIL}", {EVIL: EVIL}, skipped=[EVIL], provenance={"model": EVIL}
+    )
+    page = paths["report.html"].read_text()
+    assert_escaped(page)
+    assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 6  # title, label, cases, input, model
+
+
+def test_cv_report_escapes_label_and_case_names(tmp_path) -> None:
+    from lesionseg.report.cv_report import write_cv_report
+
+    rows = evil_rows()
+    write_metrics_csv(tmp_path / "metrics.csv", rows)
+    subject_rows = [dict(r, n_slices=2) for r in rows]
+    write_metrics_csv(tmp_path / "subjects.csv", subject_rows)
+    summary = summarize(rows) | {"method": EVIL, "dataset": EVIL, "subjects": summarize(subject_rows)}
+    (tmp_path / "summary.json").write_text(json.dumps(summary, default=float))
+    page = write_cv_report(tmp_path).read_text()
+    assert_escaped(page)
+    # the per-subject section (once raw HTML built by hand) holds the label name as a heading, escaped
+    assert "<h3>&lt;script&gt;alert(1)&lt;/script&gt;</h3>" in page
+    assert "Hausdorff Distance (mm)" in page
+
+
+def test_html_section_markup_only_when_trusted(tmp_path) -> None:
+    from lesionseg.report import html_table
+
+    extra = [{"title": "raw", "html": "<b>raw</b>"}, {"title": "table", "html": html_table(["a"], [[EVIL]])}]
+    page = write_report(tmp_path, [], {}, extra_sections=extra).read_text()
+    assert "&lt;b&gt;raw&lt;/b&gt;" in page and "<b>raw</b>" not in page
+    assert '<th class="text">a</th>' in page  # markup built by html_table is kept
+    assert_escaped(page)
+
+
+def test_report_provenance_units_and_loss_curve(tmp_path, monkeypatch) -> None:
+    from lesionseg import __version__
+    from lesionseg.report.evaluation import provenance_from_run
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "best.pt").write_bytes(b"not read")
+    (run / "config.json").write_text(json.dumps({"method": "wmh-dice", "threshold": 0.35}))
+    history = [
+        {"epoch": e, "steps": 10, "train_loss": 1 / e, "val_loss": 1.2 / e, "val_dice": 0.1 * e, "lr": 1e-3}
+        for e in range(1, 4)
+    ]
+    write_metrics_csv(run / "history.csv", history)
+    monkeypatch.setattr(sys, "argv", ["lesionseg", "evaluate", "--pred", "p.nii.gz"])
+    provenance = provenance_from_run(run / "best.pt")
+    assert provenance == {"model": str(run / "best.pt"), "method": "wmh-dice", "threshold": 0.35}
+    out = tmp_path / "eval"
+    paths = write_evaluation_outputs(out, make_rows(), "Eval", provenance=provenance)
+    page = paths["report.html"].read_text()
+    block = page[page.index("<h2>Provenance</h2>") : page.index("</dl>")]
+    for key, value in [
+        ("model", str(run / "best.pt")),
+        ("method", "wmh-dice"),
+        ("threshold", "0.35"),
+        ("lesionseg version", __version__),
+        ("command", "lesionseg evaluate --pred p.nii.gz"),
+    ]:
+        assert f"<dt>{key}</dt><dd>{value}</dd>" in block
+    assert re.search(r"<dt>date</dt><dd>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d</dd>", block)
+    saved = json.loads(paths["summary.json"].read_text())["provenance"]
+    assert saved["method"] == "wmh-dice" and saved["command"] == "lesionseg evaluate --pred p.nii.gz"
+    # the loss curve drawn from the run's history, linked from the report
+    assert (out / "plots" / "loss_curve.png").read_bytes().startswith(PNG_MAGIC)
+    assert 'src="plots/loss_curve.png"' in page
+    # units on every distance and volume column
+    units = ["HD95 (mm)", "ASSD (mm)", "Hausdorff (mm)", "Reference volume (mL)", "Predicted volume (mL)"]
+    for unit in units:
+        assert f">{unit}</th>" in page
+    assert "ref_volume_ml" not in page
+
+
+def test_report_without_run_has_no_loss_curve(tmp_path) -> None:
+    paths = write_evaluation_outputs(tmp_path, make_rows(), "Eval", provenance={"model": "bundled"})
+    assert "loss_curve" not in paths and not (tmp_path / "plots" / "loss_curve.png").exists()
+    assert "<dt>model</dt><dd>bundled</dd>" in paths["report.html"].read_text()
+
+
+@pytest.mark.parametrize(("n_cases", "boxes"), [(1, 0), (2, 0), (3, 1), (5, 1)])
+def test_box_plot_only_from_three_cases(tmp_path, monkeypatch, n_cases: int, boxes: int) -> None:
+    from matplotlib.axes import Axes
+
+    drawn: list[int] = []
+    real = Axes.boxplot
+
+    def spy(self, data, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        drawn.append(len(data))
+        return real(self, data, *args, **kwargs)
+
+    monkeypatch.setattr(Axes, "boxplot", spy)
+    rows = make_rows(n_cases, folds=False)
+    save_box_plots(tmp_path / "box.png", rows, ["dsc"])
+    assert drawn == ([1] if boxes else [])
+
+
+def test_overlay_rows_labelled_with_sides(tmp_path, monkeypatch) -> None:
+    from matplotlib.axes import Axes
+
+    texts: list[str] = []
+    real = Axes.text
+
+    def spy(self, x, y, s, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        texts.append(str(s))
+        return real(self, x, y, s, *args, **kwargs)
+
+    monkeypatch.setattr(Axes, "text", spy)
+    image = np.random.default_rng(0).normal(size=(20, 24, 6)).astype(np.float32)
+    ref = np.zeros(image.shape, dtype=np.uint8)
+    ref[5:9, 5:9, 2:4] = 1
+    save_case_overlay(tmp_path / "o.png", image, ref, ref, affine=np.eye(4), n_slices=2, image_name="FLAIR")
+    assert texts.count("FLAIR") == 1 and texts.count("FLAIR + prediction vs reference") == 1
+    assert texts.count("R") == 4 and texts.count("L") == 4  # 2 slices x 2 rows, each marked R ... L
+    texts.clear()
+    save_case_overlay(tmp_path / "p.png", image, ref, ref, affine=None, n_slices=2, image_name="FLAIR")
+    assert "R" not in texts and "L" not in texts  # orientation unknown: no side markers

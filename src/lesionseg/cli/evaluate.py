@@ -38,14 +38,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--skip-missing", action="store_true", help="evaluate the cases that have a prediction"
     )
     parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--title", default=None, help="report title")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        help="checkpoint (or training run folder) that made the predictions: named in the report's "
+        "provenance with its method and threshold (from the run's config.json), and its loss curve shown "
+        "(default: the predictions' JSON sidecar, if any)",
+    )
+    parser.add_argument("--title", help="report title (default: 'Evaluation of' the predictions)")
     parser.add_argument("--overlay-slices", type=int, default=3, help="axial slices per overlay (0: none)")
+    parser.add_argument("--threshold", type=float, help="probability threshold used, for the provenance")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from lesionseg.errors import LesionsegError
     from lesionseg.report.evaluate import evaluate_folder, evaluate_pair
+    from lesionseg.report.evaluation import provenance_from_run
+
+    provenance = None
+    if args.model is not None:
+        if not args.model.exists():
+            raise LesionsegError("model not found", args.model)
+        provenance = provenance_from_run(args.model)
+    if args.threshold is not None:
+        provenance = (provenance or {}) | {"threshold": args.threshold}
 
     if args.pred_dir is not None:
         if args.pred or args.ref:
@@ -61,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
             skip_missing=args.skip_missing,
             overlay_slices=args.overlay_slices,
             title=args.title,
+            provenance=provenance,
         )
         return 0
     if args.pred is None or args.ref is None:
@@ -76,5 +94,6 @@ def run(args: argparse.Namespace) -> int:
         case_id=args.case_id,
         title=args.title,
         overlay_slices=args.overlay_slices,
+        provenance=provenance,
     )
     return 0

@@ -42,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
         overlay_files(args.dir),
         previous.get("skipped_cases") or [],
         write_csv=False,
+        provenance=previous.get("provenance") or None,
     )
     print(f"wrote {paths['report.html']}")
     return 0

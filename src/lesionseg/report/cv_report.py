@@ -23,13 +23,22 @@ from pathlib import Path
 import numpy as np
 
 from lesionseg.metrics.case import METRIC_LABELS
-from lesionseg.report.html import html_table, write_report
-from lesionseg.report.overlay import axial_display, canonical_array, save_overlay_figure
+from lesionseg.report.html import column_label, write_report
+from lesionseg.report.overlay import (
+    RADIOLOGICAL_SIDES,
+    axial_display,
+    canonical_array,
+    is_axis_aligned,
+    save_overlay_figure,
+)
 from lesionseg.report.plots import save_box_plots
 from lesionseg.report.tables import format_value, read_metrics_csv, summary_table_rows, tscnn_table_rows
 
 BOX_METRICS = ["dsc", "sensitivity", "hd", "lesion_f1"]
 ZOOM_PIXELS = 40
+SUBJECT_NOTE = (
+    "Each subject's labelled slices pooled (see the note above). Hausdorff in mm of the manifest's spacing."
+)
 SLICE_NOTE = (
     "Cases with label_slices are scored on their labelled slices only, each as a 2D map with the in-plane "
     "spacing (neighbouring slices are unlabelled context). Lesions are 2D connected components (8-connected) "
@@ -96,9 +105,12 @@ def save_slice_overlay(
     pred: np.ndarray,
     title: str = "",
     zoom: int = ZOOM_PIXELS,
+    image_name: str = "image",
+    sides: tuple[str, str] | None = None,
 ) -> Path:
     """Two panels of one 2D slice (display orientation): the head, and a ``zoom`` x ``zoom`` window on the
-    lesions; the plain image above each overlay; TP green, FP red, FN blue."""
+    lesions; the plain image above each overlay; TP green, FP red, FN blue. ``sides``: patient sides at the
+    left and right edges (:func:`slice_sides`), ``image_name`` labels the image row."""
     ref, pred = np.asarray(ref) != 0, np.asarray(pred) != 0
     image = np.asarray(image, dtype=np.float64)
     counts = (
@@ -115,7 +127,16 @@ def save_slice_overlay(
         (image[head], ref[head], pred[head], f"slice: {counts}"),
         (image[zr, zc], ref[zr, zc], pred[zr, zc], f"zoom {zoom}x{zoom} px on the lesions"),
     ]
-    return save_overlay_figure(path, panels, title=title, window=window)
+    return save_overlay_figure(path, panels, title=title, window=window, image_name=image_name, sides=sides)
+
+
+def slice_sides(affine: np.ndarray) -> tuple[str, str] | None:
+    """The patient sides at the left and right edges of :func:`display_slice`'s picture: ("R", "L") when
+    the slice axis is the axial one (radiological display), None when the orientation is not known."""
+    rotation = np.asarray(affine, dtype=np.float64)[:3, :3]
+    if not is_axis_aligned(affine) or int(np.argmax(np.abs(rotation[:, 2]))) != 2:
+        return None
+    return RADIOLOGICAL_SIDES
 
 
 def _read_json(path: Path) -> dict:
@@ -140,16 +161,15 @@ def _caption(row: Mapping) -> str:
     return f"{', '.join(parts)}: {metrics}; {lesions}"
 
 
-def _subject_section(subject_rows: Sequence[Mapping], subject_summary: Mapping) -> str:
-    parts = [
-        "<p class='note'>Each subject's labelled slices pooled (see the note above). Hausdorff in mm of the "
-        "manifest's spacing.</p>"
-    ]
+def _subject_section(subject_rows: Sequence[Mapping], subject_summary: Mapping) -> dict:
+    """The "Per subject" extra section as plain data (escaped when the report is rendered)."""
+    tables: list[dict] = []
     for label, info in subject_summary.get("labels", {}).items():
-        parts.append(f"<h3>{label}</h3>")
-        parts.append(html_table(*summary_table_rows(info, METRIC_LABELS)))
+        header, body = summary_table_rows(info, METRIC_LABELS)
+        tables.append({"heading": label, "header": header, "body": body})
         if info.get("folds"):
-            parts.append(html_table(*tscnn_table_rows(info["folds"])))
+            header, body = tscnn_table_rows(info["folds"])
+            tables.append({"header": [_hd_unit(h) for h in header], "body": body})
     columns = [
         c
         for c in ["subject", "fold", "label", "n_slices", "dsc", "sensitivity", "specificity", "hd"]
@@ -163,9 +183,37 @@ def _subject_section(subject_rows: Sequence[Mapping], subject_summary: Mapping) 
         ]
         if any(c in r for r in subject_rows)
     ]
-    header = [METRIC_LABELS.get(c, c) for c in columns]
-    parts.append(html_table(header, [[r.get(c, "") for c in columns] for r in subject_rows], text_columns=3))
-    return "\n".join(parts)
+    tables.append(
+        {
+            "header": [column_label(c) for c in columns],
+            "body": [[r.get(c, "") for c in columns] for r in subject_rows],
+            "text_columns": 3,
+        }
+    )
+    return {
+        "title": "Per subject",
+        "text": "",
+        "tables": tables,
+        "note": SUBJECT_NOTE,
+    }
+
+
+def _hd_unit(header: str) -> str:
+    return f"{header} (mm)" if header == "Hausdorff Distance" else header
+
+
+def loss_curve_figures(out: Path) -> list[dict]:
+    """The training curves of a cross-validation folder's runs (``fold_*/.../loss_curve.png``)."""
+    curves = sorted(out.glob("fold_*/**/loss_curve.png"))
+    return [
+        {
+            "path": p,
+            "caption": f"{p.parent.relative_to(out).as_posix()}: training and validation loss, "
+            "validation Dice",
+            "section": "Training curves",
+        }
+        for p in curves
+    ]
 
 
 def write_cv_report(out_dir: str | Path, title: str | None = None) -> Path:
@@ -186,6 +234,7 @@ def write_cv_report(out_dir: str | Path, title: str | None = None) -> Path:
             title="Per labelled slice" if any("slice" in r for r in rows) else "Per case",
         )
         figures.append({"path": box, "caption": "Box: quartiles; dots: slices or cases", "section": "Plots"})
+    figures += loss_curve_figures(out)
     for row in rows:
         if "slice" in row and overlay_path(out, row["case"], int(row["slice"])).exists():
             figures.append(
@@ -207,9 +256,7 @@ def write_cv_report(out_dir: str | Path, title: str | None = None) -> Path:
         report_summary["notes"] = SLICE_NOTE
     extra = []
     if subject_rows:
-        extra.append(
-            {"title": "Per subject", "html": _subject_section(subject_rows, summary.get("subjects") or {})}
-        )
+        extra.append(_subject_section(subject_rows, summary.get("subjects") or {}))
     columns = [
         c
         for c in [
@@ -229,6 +276,18 @@ def write_cv_report(out_dir: str | Path, title: str | None = None) -> Path:
     ]
     lead = [c for c in ("case", "fold", "label", "subject", "slice") if c in columns]  # text columns first
     ordered = lead + [c for c in columns if c not in lead]
+    provenance = {
+        "model": summary.get("model") or f"the fold models under {out}",
+        "method": method,
+        "threshold": summary.get("threshold"),
+    }
     return write_report(
-        out, rows, report_summary, figures, title=title, extra_sections=extra, columns=ordered
+        out,
+        rows,
+        report_summary,
+        figures,
+        title=title,
+        extra_sections=extra,
+        columns=ordered,
+        provenance=provenance,
     )

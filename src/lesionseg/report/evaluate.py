@@ -45,6 +45,7 @@ class EvaluationCase:
     ref: Path | ImageSpec  # a file (pair form) or a manifest spec
     image: Path | ImageSpec | None
     fold: str = ""
+    image_name: str = "image"  # the image row's label in the overlays (e.g. FLAIR)
 
 
 def evaluate_pair(
@@ -56,16 +57,30 @@ def evaluate_pair(
     case_id: str | None = None,
     title: str | None = None,
     overlay_slices: int = 3,
+    provenance: dict[str, object] | None = None,
 ) -> dict[str, Path]:
-    """Evaluate one prediction against one reference; returns the written files by name."""
+    """Evaluate one prediction against one reference; returns the written files by name.
+
+    ``provenance`` (model, method, threshold) is shown in the report; by default it is read from the
+    prediction's JSON sidecar (``<prediction>.json``) when there is one."""
     labels, regions = None, {}
     if manifest:
         loaded = load_manifest(manifest)
         labels, regions = loaded.labels, loaded.regions
-    case = EvaluationCase(case_id or case_name(pred), Path(pred), Path(ref), image)
+    image_name = "FLAIR" if image is not None and "flair" in Path(image).name.lower() else "image"
+    case = EvaluationCase(case_id or case_name(pred), Path(pred), Path(ref), image, image_name=image_name)
     inputs = {"prediction": pred, "reference": ref, "image": image, "manifest": manifest}
     return evaluate_cases(
-        [case], Path(out), labels, regions, None, title, _present(inputs), [], overlay_slices
+        [case],
+        Path(out),
+        labels,
+        regions,
+        None,
+        title,
+        _present(inputs),
+        [],
+        overlay_slices,
+        provenance=provenance,
     )
 
 
@@ -79,10 +94,11 @@ def evaluate_folder(
     overlay_slices: int = 3,
     title: str | None = None,
     case_ids: Collection[str] | None = None,
+    provenance: dict[str, object] | None = None,
 ) -> dict[str, Path]:
     """Evaluate every case of ``manifest`` (or only those in ``case_ids``) that has a prediction in
     ``pred_dir``; a case without one is an error unless ``skip_missing`` (then it is listed in the report).
-    Returns the written files by name."""
+    ``provenance``: as :func:`evaluate_pair`. Returns the written files by name."""
     pred_dir, root = Path(pred_dir), Path(root)
     loaded = load_manifest(manifest)
     if not pred_dir.is_dir():
@@ -99,8 +115,9 @@ def evaluate_folder(
         if pred is None:
             missing.append(case.id)
             continue
-        image = case.images.get(overlay_channel(loaded.channel_names)) if loaded.channel_names else None
-        cases.append(EvaluationCase(case.id, pred, case.label, image, fold_of.get(case.id, "")))
+        channel = overlay_channel(loaded.channel_names) if loaded.channel_names else "image"
+        image = case.images.get(channel) if loaded.channel_names else None
+        cases.append(EvaluationCase(case.id, pred, case.label, image, fold_of.get(case.id, ""), channel))
     if missing and (not skip_missing or not cases):
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         raise LesionsegError(
@@ -127,6 +144,7 @@ def evaluate_folder(
         _present(inputs),
         missing,
         overlay_slices,
+        provenance=provenance,
     )
 
 
@@ -140,8 +158,10 @@ def evaluate_cases(
     inputs: dict[str, object],
     skipped: list[str],
     overlay_slices: int,
+    provenance: dict[str, object] | None = None,
 ) -> dict[str, Path]:
-    """Metrics and overlays case by case (a line each on stdout), then every output file."""
+    """Metrics and overlays case by case (a line each on stdout), then every output file. Without
+    ``provenance`` it comes from the first prediction's JSON sidecar, if any."""
     rows, overlays = [], []
     for job in cases:
         ref = read_input(job.ref, root, "label")
@@ -172,16 +192,34 @@ def evaluate_cases(
                 pred.array,
                 affine=ref.affine,
                 n_slices=overlay_slices,
+                image_name=job.image_name,
                 title=f"{job.case}: reference vs prediction"
                 + (" (all labels)" if len(case_labels) > 2 else ""),
             )
             overlays.append({"path": path, "caption": job.case})
     title = title or f"Evaluation of {inputs.get('predictions') or inputs.get('prediction')}"
-    paths = write_evaluation_outputs(out, rows, title, inputs, overlays, skipped)
+    if provenance is None:
+        provenance = next((p for p in (sidecar_provenance(c.pred) for c in cases) if p), None)
+    paths = write_evaluation_outputs(out, rows, title, inputs, overlays, skipped, provenance=provenance)
     if skipped:
         print(f"skipped {len(skipped)} cases without a prediction: {', '.join(skipped[:10])}")
     print(f"wrote {paths['report.html']}")
     return paths
+
+
+def sidecar_provenance(pred: Path) -> dict[str, object]:
+    """``model``, ``method`` and ``threshold`` from a prediction's JSON sidecar (``X.json`` beside
+    ``X.nii.gz``) when it has them; {} otherwise (no sidecar, unreadable, other keys)."""
+    sidecar = Path(pred).with_name(case_name(Path(pred)) + ".json")
+    try:
+        data = json.loads(sidecar.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {
+        k: data[k] for k in ("model", "method", "threshold") if isinstance(data.get(k), str | int | float)
+    }
 
 
 def read_input(spec: Path | ImageSpec, root: Path | None, kind: str) -> Volume:

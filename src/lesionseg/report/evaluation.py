@@ -22,9 +22,15 @@ from pathlib import Path
 from lesionseg.errors import LesionsegError
 from lesionseg.io import atomic_output
 from lesionseg.metrics import METRIC_LABELS, summarize
-from lesionseg.report.html import write_report
+from lesionseg.report.curves import plot_training_curves
+from lesionseg.report.html import provenance_block, write_report
 from lesionseg.report.plots import save_box_plots
-from lesionseg.report.tables import summary_markdown, tscnn_table_markdown, write_metrics_csv
+from lesionseg.report.tables import (
+    read_metrics_csv,
+    summary_markdown,
+    tscnn_table_markdown,
+    write_metrics_csv,
+)
 
 CONVENTIONS = (
     "Distances in mm from the voxel spacing. HD95 = max of the two directed 95th percentiles of "
@@ -73,17 +79,24 @@ def write_evaluation_outputs(
     overlays: Sequence[Mapping] = (),
     skipped: Sequence[str] = (),
     write_csv: bool = True,
+    provenance: Mapping[str, object] | None = None,
 ) -> dict[str, Path]:
     """Write every file of the layout above and return their paths by name.
 
     - ``overlays``: dicts ``{"path": PNG, "caption": str}`` already written (e.g. ``save_case_overlay``).
     - ``skipped``: case ids left out (e.g. missing predictions); listed in the JSON and the report.
+    - ``provenance``: what produced the predictions (``model``, ``method``, ``threshold``); kept in
+      summary.json with the lesionseg version, date and command. When ``model`` names a checkpoint or run
+      folder with ``history.csv`` (or ``loss_curve.png``), the report shows its loss curve
+      (``plots/loss_curve.png``).
     """
     out_dir = Path(out_dir)
+    prov = provenance_block(provenance)
     summary = summarize(rows)
     summary = {
         "title": title,
         "created": _dt.datetime.now().isoformat(timespec="seconds"),
+        "provenance": prov,
         "inputs": dict(inputs or {}),
         "conventions": CONVENTIONS,
         "skipped_cases": list(skipped),
@@ -116,15 +129,69 @@ def write_evaluation_outputs(
             },
             {"path": paths["box_metrics"], "caption": "Other metrics per case", "section": "Plots"},
         ]
+    curve = training_curve(prov.get("model"), out_dir / "plots" / "loss_curve.png")
+    if curve is not None:
+        paths["loss_curve"] = curve
+        figures.append(
+            {
+                "path": curve,
+                "caption": "Training and validation loss, validation Dice, per epoch",
+                "section": "Training",
+            }
+        )
     figures += [dict(o) | {"section": "Overlays (TP green, FP red, FN blue)"} for o in overlays]
     report_summary = dict(summary) | {"notes": CONVENTIONS}
     extra = []
     if skipped:
         extra.append({"title": "Skipped cases", "text": "\n".join(skipped)})
     paths["report.html"] = write_report(
-        out_dir, rows, report_summary, figures, title=title, extra_sections=extra
+        out_dir, rows, report_summary, figures, title=title, extra_sections=extra, provenance=prov
     )
     return paths
+
+
+def run_folder(model: object) -> Path | None:
+    """The training run folder of a checkpoint (its parent) or a run folder itself; None if neither."""
+    if model in (None, ""):
+        return None
+    path = Path(str(model))
+    folder = path if path.is_dir() else path.parent
+    return folder if folder.is_dir() else None
+
+
+def training_curve(model: object, target: Path) -> Path | None:
+    """The loss curve of the run that produced ``model``: drawn to ``target`` from its ``history.csv``,
+    else its own ``loss_curve.png``; None when the run folder has neither (e.g. the bundled model)."""
+    folder = run_folder(model)
+    if folder is None:
+        return None
+    history = folder / "history.csv"
+    if history.is_file():
+        try:
+            rows = read_metrics_csv(history)
+            return plot_training_curves(rows, target, title=f"training of {folder.name}")
+        except (LesionsegError, KeyError, TypeError, ValueError):
+            pass  # a history of another format: fall back to the run's own picture
+    png = folder / "loss_curve.png"
+    return png if png.is_file() else None
+
+
+def provenance_from_run(model: str | Path | None) -> dict[str, object]:
+    """``model``, plus ``method`` and ``threshold`` from the run folder's ``config.json`` when there is one
+    (a checkpoint's folder, as ``lesionseg train`` writes it); no torch needed."""
+    if model in (None, ""):
+        return {}
+    info: dict[str, object] = {"model": str(model)}
+    folder = run_folder(model)
+    config = folder / "config.json" if folder is not None else None
+    if config is not None and config.is_file():
+        try:
+            data = json.loads(config.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            data = {}
+        if isinstance(data, dict):
+            info |= {k: data[k] for k in ("method", "threshold") if data.get(k) is not None}
+    return info
 
 
 def overlay_files(out_dir: str | Path) -> list[dict]:

@@ -19,6 +19,8 @@ from lesionseg.io import atomic_output
 TP_COLOUR = (0.0, 1.0, 0.0)  # green
 FP_COLOUR = (1.0, 0.0, 0.0)  # red
 FN_COLOUR = (0.0, 0.0, 1.0)  # blue
+# Patient sides at the left and right edges of an axial slice shown by axial_display (radiological).
+RADIOLOGICAL_SIDES = ("R", "L")
 
 
 def intensity_window(
@@ -65,6 +67,12 @@ def overlay_slice(
     return rgb
 
 
+def is_axis_aligned(affine: np.ndarray) -> bool:
+    """Whether each array axis maps to a different world axis (so :func:`canonical_array` can orient it)."""
+    rotation = np.asarray(affine, dtype=np.float64)[:3, :3]
+    return sorted(np.argmax(np.abs(rotation), axis=0).tolist()) == [0, 1, 2]
+
+
 def canonical_array(array: np.ndarray, affine: np.ndarray) -> np.ndarray:
     """The array with axes permuted and flipped to the closest RAS orientation of ``affine`` (numpy only);
     unchanged when the affine is too oblique to tell."""
@@ -101,11 +109,16 @@ def save_overlay_figure(
     window: tuple[float, float] | None = None,
     show_image_row: bool = True,
     dpi: int = 100,
+    image_name: str = "image",
+    sides: tuple[str, str] | None = None,
 ) -> Path:
     """One PNG of 2D panels ``(image, ref, pred, caption)``, arrays already in display orientation.
 
     With ``show_image_row`` the plain windowed image is drawn above each overlay (as TS-CNN Figure 3 shows
-    the original beside the predictions). A legend names the three colours.
+    the original beside the predictions). Each row is labelled on the left: ``image_name`` (e.g. "FLAIR")
+    and "FLAIR + prediction vs reference". ``sides``: the patient sides at the panels' left and right edges
+    (``RADIOLOGICAL_SIDES`` = ("R", "L") for :func:`axial_display`), written on every panel; None when the
+    orientation is unknown. A legend names the three colours.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -125,8 +138,33 @@ def save_overlay_figure(
         axes[-1, col].imshow(overlay_slice(image, ref, pred, window=win), interpolation="nearest")
         if not show_image_row:
             axes[-1, col].set_title(caption, fontsize=9)
+    row_names = [image_name, f"{image_name} + prediction vs reference"]
+    for row, name in zip(range(n_rows), row_names[-n_rows:], strict=True):
+        axes[row, 0].text(
+            -0.04,
+            0.5,
+            name,
+            transform=axes[row, 0].transAxes,
+            rotation=90,
+            ha="right",
+            va="center",
+            fontsize=9,
+        )
     for ax in axes.ravel():
         ax.set_axis_off()
+        if sides is not None and ax.has_data():
+            for x, side, align in ((0.02, sides[0], "left"), (0.98, sides[1], "right")):
+                ax.text(
+                    x,
+                    0.5,
+                    side,
+                    transform=ax.transAxes,
+                    ha=align,
+                    va="center",
+                    color="yellow",
+                    fontsize=10,
+                    fontweight="bold",
+                )
     legend = [
         Patch(color=TP_COLOUR, label="TP"),
         Patch(color=FP_COLOUR, label="FP"),
@@ -150,13 +188,16 @@ def save_case_overlay(
     n_slices: int = 3,
     title: str = "",
     percentiles: tuple[float, float] = (1.0, 99.0),
+    image_name: str = "image",
 ) -> Path:
     """PNG of the ``n_slices`` axial slices of a volume with the most lesion (reference or prediction).
 
     ``image``, ``ref`` and ``pred`` are (X, Y, Z) on one grid (``image`` None: black background); with
     ``affine`` they are first turned to the closest RAS orientation so the slices are axial and shown in the
-    radiological convention. The window is taken at ``percentiles`` of the whole volume's non-zero voxels.
+    radiological convention, marked R (left edge) and L (right edge). The window is taken at
+    ``percentiles`` of the whole volume's non-zero voxels. ``image_name`` labels the image row ("FLAIR").
     """
+    sides = RADIOLOGICAL_SIDES if affine is not None and is_axis_aligned(affine) else None
     ref = np.asarray(ref) != 0
     pred = np.asarray(pred) != 0
     if affine is not None:
@@ -180,7 +221,14 @@ def save_case_overlay(
         caption = f"slice {z}: TP {tp}, FP {fp}, FN {fn}"
         img = axial_display(image[..., z]) if image is not None else None
         panels.append((img, axial_display(ref[..., z]), axial_display(pred[..., z]), caption))
-    return save_overlay_figure(path, panels, title=title, window=window)
+    return save_overlay_figure(
+        path,
+        panels,
+        title=title,
+        window=window,
+        image_name=image_name if image is not None else "no image",
+        sides=sides,
+    )
 
 
 def _content_box(content: np.ndarray, margin: int) -> tuple[slice, slice]:

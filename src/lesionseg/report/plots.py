@@ -9,7 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from lesionseg.io import atomic_output
+from lesionseg.metrics.case import METRIC_LABELS
 
+# Fewer defined values than this: points only, no box.
+MIN_BOX_CASES = 3
 # Metrics bounded by [0, 1]: drawn on that full range so that plots compare at a glance.
 UNIT_RANGE = {
     "dsc",
@@ -48,6 +51,8 @@ def save_box_plots(
     """One box plot per metric (one box per value of ``group_by``), per-case values as jittered dots.
 
     Undefined values (NaN) cannot be drawn; each box's tick says how many were left out ("2 undef.").
+    A group with fewer than ``MIN_BOX_CASES`` defined values gets no box (a box of one or two values is a
+    flat line that looks like a distribution), only its points, and its tick says ``n=2``.
     ``columns``: panels per row (default 3, or 2 with more than three groups).
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -70,24 +75,26 @@ def save_box_plots(
         for name, group in groups.items():
             defined, undefined = _values(group, metric)
             data.append(defined)
-            ticks.append(name + (f"\n({undefined} undef.)" if undefined else ""))
+            few = f"\nn={defined.size}" if 0 < defined.size < MIN_BOX_CASES else ""
+            ticks.append(name + few + (f"\n({undefined} undef.)" if undefined else ""))
         positions = np.arange(1, len(data) + 1)
         drawable = [(p, d) for p, d in zip(positions, data, strict=True) if d.size]
-        if drawable:
+        boxed = [(p, d) for p, d in drawable if d.size >= MIN_BOX_CASES]
+        if boxed:
             ax.boxplot(
-                [d for _, d in drawable],
-                positions=[p for p, _ in drawable],
+                [d for _, d in boxed],
+                positions=[p for p, _ in boxed],
                 widths=0.5,
                 showfliers=False,
                 medianprops={"color": "tab:orange", "linewidth": 2},
             )
-            for p, d in drawable:
-                ax.scatter(
-                    p + rng.uniform(-0.12, 0.12, d.size), d, s=12, color="tab:blue", alpha=0.7, zorder=3
-                )
+        for p, d in drawable:
+            jitter = rng.uniform(-0.12, 0.12, d.size) if d.size >= MIN_BOX_CASES else np.zeros(d.size)
+            size = 12 if d.size >= MIN_BOX_CASES else 30
+            ax.scatter(p + jitter, d, s=size, color="tab:blue", alpha=0.7, zorder=3)
         ax.set_xticks(positions, ticks, fontsize=8)
         ax.set_xlim(0.4, len(data) + 0.6)
-        ax.set_title((metric_labels or {}).get(metric, metric), fontsize=10)
+        ax.set_title({**METRIC_LABELS, **(metric_labels or {})}.get(metric, metric), fontsize=10)
         ax.grid(axis="y", alpha=0.3)
         if metric in UNIT_RANGE:
             ax.set_ylim(-0.03, 1.03)
