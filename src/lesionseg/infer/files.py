@@ -1,0 +1,181 @@
+"""The file-level step of inference: read a case's channels, preprocess, predict, map back, write.
+
+``lesionseg segment``, ``lesionseg predict`` and :func:`lesionseg.segment` all go through here, so that one
+case gives one mask whichever door it came in by. Output paths are explicit (:class:`OutputPaths`); the
+options that change the result are typed (:class:`InferenceOptions`).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from lesionseg.errors import LesionsegError
+from lesionseg.infer.predictor import Prediction, Predictor, load_members
+from lesionseg.io import Volume, read_volume, write_volume
+
+
+@dataclass(frozen=True)
+class InferenceOptions:
+    """What changes a prediction, with the CLI's defaults.
+
+    ``threshold``: None = each model's own; ``min_lesion_mm3``: drop smaller predicted lesions;
+    ``tta``: left-right flip test-time augmentation; ``bf16``: bfloat16 autocast where the CPU supports
+    it (:func:`bf16_supported`); ``device``: "auto" (CUDA when available), "cpu", "cuda", ...
+    """
+
+    threshold: float | None = None
+    min_lesion_mm3: float | None = None  # None: the model's calibrated value
+    tta: bool = False
+    bf16: bool = True
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class OutputPaths:
+    """Where one case's results go: the label mask, and optionally the probability map and (ensembles
+    only) the members' spread."""
+
+    label: Path
+    probability: Path | None = None
+    uncertainty: Path | None = None
+
+    @classmethod
+    def in_folder(
+        cls, out_dir: str | Path, case_id: str, probabilities: bool = False, uncertainty: bool = False
+    ) -> OutputPaths:
+        """``<out_dir>/<case_id>_mask.nii.gz`` (+ ``_prob``, ``_uncertainty``): ``lesionseg predict``."""
+        out = Path(out_dir)
+        return cls(
+            out / f"{case_id}_mask.nii.gz",
+            out / f"{case_id}_prob.nii.gz" if probabilities else None,
+            out / f"{case_id}_uncertainty.nii.gz" if uncertainty else None,
+        )
+
+    @classmethod
+    def beside(cls, mask: str | Path, probabilities: bool = False, uncertainty: bool = False) -> OutputPaths:
+        """``mask`` itself (+ ``<stem>_prob.nii.gz``, ``<stem>_uncertainty.nii.gz`` next to it):
+        ``lesionseg segment -o mask``."""
+        mask = Path(mask)
+        stem = mask.name.removesuffix(".gz").removesuffix(".nii")
+        return cls(
+            mask,
+            mask.with_name(f"{stem}_prob.nii.gz") if probabilities else None,
+            mask.with_name(f"{stem}_uncertainty.nii.gz") if uncertainty else None,
+        )
+
+    def items(self) -> list[tuple[str, Path]]:
+        """(Prediction field, path) for every output asked for, label first."""
+        pairs = [("label", self.label), ("probability", self.probability), ("uncertainty", self.uncertainty)]
+        return [(what, path) for what, path in pairs if path is not None]
+
+
+def bf16_supported() -> bool:
+    """True when this CPU runs bfloat16 convolutions natively (oneDNN reports it)."""
+    import torch
+
+    return (
+        bool(getattr(torch.backends, "mkldnn", None))
+        and torch.backends.mkldnn.is_available()
+        and (torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    )
+
+
+def load_predictor(
+    models: Sequence[str | Path] | None = None, options: InferenceOptions | None = None
+) -> Predictor:
+    """A Predictor over checkpoint files (several: an ensemble); None = the bundled model."""
+    options = options or InferenceOptions()
+    if models is None:
+        from lesionseg.models import bundled_model_path
+
+        models = [bundled_model_path()]
+    extra = {}
+    if "device" in inspect.signature(Predictor).parameters:  # the Predictor resolves "auto" itself
+        extra["device"] = options.device
+    return Predictor(
+        load_members(list(models)),
+        options.threshold,
+        options.tta,
+        options.min_lesion_mm3,
+        bf16=options.bf16 and bf16_supported(),
+        **extra,
+    )
+
+
+def read_channels(channels: Mapping[str, str | Path | Volume], channel_names: Sequence[str]) -> list[Volume]:
+    """The model's channels in its order (``channel_names``), read when given as paths, all on the grid of
+    the first. A Volume keeps its own affine: the reorientation, and so the mask, depend on it."""
+    missing = [name for name in channel_names if name not in channels]
+    if missing:
+        raise LesionsegError(f"the model needs channel(s) {', '.join(missing)} (have {', '.join(channels)})")
+    images = [_volume(channels[name], "image") for name in channel_names]
+    first = channel_names[0]
+    for name, vol in zip(channel_names[1:], images[1:], strict=True):
+        if not images[0].same_grid(vol):
+            raise LesionsegError(
+                f"channel {name} is not on the grid of {_describe(channels[first], first)}",
+                _describe(channels[name], name),
+            )
+    return images
+
+
+def read_brain_mask(mask: str | Path | Volume | None) -> Volume | None:
+    """A brain mask file or Volume -> a {0, 1} label Volume (voxels > 0.5 are brain)."""
+    if mask is None:
+        return None
+    raw = _volume(mask, "image")
+    return raw.with_array((raw.array > 0.5).astype("uint8"), kind="label")
+
+
+def predict_channels(
+    predictor: Predictor,
+    channels: Mapping[str, str | Path | Volume],
+    mask: str | Path | Volume | None = None,
+) -> tuple[Prediction, Volume]:
+    """Read (or take) one case's channels and brain mask and predict: (results on the first channel's grid,
+    the first channel's Volume, whose affine and header the outputs are written with)."""
+    images = read_channels(channels, predictor.channel_names)
+    return predictor.predict(images, read_brain_mask(mask)), images[0]
+
+
+def predict_files(
+    predictor: Predictor,
+    channels: Mapping[str, str | Path | Volume],
+    outputs: OutputPaths,
+    mask: str | Path | Volume | None = None,
+    overwrite: bool = False,
+) -> list[Path]:
+    """Predict one case and write its outputs atomically on the first channel's grid (affine and header
+    kept). The uncertainty map is written for ensembles only. Refuses to replace an existing output unless
+    ``overwrite``; returns the paths written."""
+    targets = [
+        (what, path) for what, path in outputs.items() if what != "uncertainty" or len(predictor.members) > 1
+    ]
+    existing = [path for _, path in targets if path.exists()]
+    if existing and not overwrite:
+        raise LesionsegError("output exists (use --overwrite to replace it)", existing[0])
+    prediction, reference = predict_channels(predictor, channels, mask)
+    for what, path in targets:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_volume(getattr(prediction, what), path, reference=reference)
+    return [path for _, path in targets]
+
+
+def _volume(item: str | Path | Volume, kind: str) -> Volume:
+    if isinstance(item, Volume):
+        return item
+    if isinstance(item, (str, Path)):
+        return read_volume(item, kind)  # type: ignore[arg-type]
+    raise TypeError(
+        f"expected a file path or a lesionseg.Volume, got {type(item).__name__}: an array alone has no "
+        "affine, and the orientation it gives decides the mask (wrap it as Volume(array, affine))"
+    )
+
+
+def _describe(item: str | Path | Volume, name: str) -> str | Path:
+    if isinstance(item, Volume):
+        return item.source or f"the {name} Volume"
+    return item
