@@ -3,8 +3,12 @@ corrupt cache entries, {0, 2} reference masks. docs/faults.md lists which test c
 
 from __future__ import annotations
 
+import errno
+import os
 import pickle
 import re
+import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,7 +16,10 @@ import numpy as np
 import pytest
 import torch
 
+from lesionseg.cli.main import main
 from lesionseg.errors import LesionsegError
+from lesionseg.io import Volume, atomic_output, read_volume, write_volume
+from lesionseg.io.writers import move_volume
 from lesionseg.nets import create_network, network_config
 from lesionseg.nets.checkpoint import (
     FORMAT_VERSION,
@@ -224,3 +231,143 @@ def test_no_torch_load_without_weights_only_true() -> None:
                 if not re.search(r"weights_only\s*=\s*True", call):
                     offenders.append(f"{path.relative_to(REPO)}: {call}")
     assert offenders == []
+
+
+# ------------------------------------------------------------------------------------------ output formats
+def _volume(kind: str = "label") -> Volume:
+    array = (np.arange(6 * 7 * 5).reshape(6, 7, 5) % 3 == 0).astype(np.uint8)
+    return Volume(array if kind == "label" else array.astype(np.float32) / 2, np.diag([2, 2, 3, 1.0]), kind)
+
+
+@pytest.mark.parametrize(
+    ("name", "gzipped"),
+    [("mask.nii", False), ("mask.nii.gz", True), ("MASK.NII", False), ("MASK.NII.GZ", True)],
+)
+def test_nifti_bytes_match_the_name(tmp_path: Path, name: str, gzipped: bool) -> None:
+    path = write_volume(_volume(), tmp_path / name)
+    assert (path.read_bytes()[:2] == b"\x1f\x8b") is gzipped
+    assert np.array_equal(read_volume(path, "label").array, _volume().array)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
+@pytest.mark.parametrize("name", ["img.mha", "IMG.MHA", "img.nrrd", "img.mhd", "IMG.MHD", "img.nhdr"])
+def test_itk_writers_keep_the_name_and_leave_no_temporary_files(tmp_path: Path, name: str) -> None:
+    path = write_volume(_volume("image"), tmp_path / name)
+    assert path.is_file()
+    if name == name.lower():
+        assert np.allclose(read_volume(path).array, _volume("image").array)
+    else:  # SimpleITK reads only lower-case suffixes: check the header says what the name says
+        assert path.read_bytes().startswith(b"ObjectType = Image")
+        assert (b"ElementDataFile = LOCAL" in path.read_bytes()) is name.endswith(".MHA")
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert leftovers == []
+    if name.lower().endswith((".mha", ".nrrd")):
+        assert [p.name for p in tmp_path.iterdir()] == [name]
+
+
+@pytest.mark.parametrize(
+    ("source", "target"), [("a.nii.gz", "b.nii"), ("a.nii", "b.nii.gz"), ("a.nii.gz", "b.mha")]
+)
+def test_move_volume_rewrites_when_the_type_changes(tmp_path: Path, source: str, target: str) -> None:
+    src = write_volume(_volume(), tmp_path / source)
+    moved = move_volume(src, tmp_path / target)
+    assert not src.exists()
+    assert (moved.read_bytes()[:2] == b"\x1f\x8b") is target.endswith(".gz")
+    assert np.array_equal(read_volume(moved, "label").array, _volume().array)
+
+
+def test_segment_writes_an_uncompressed_nii(tmp_path: Path, tiny_volume_factory) -> None:  # noqa: ANN001
+    rng = np.random.default_rng(0)
+    flair = tiny_volume_factory("flair", (40, 44, 12), array=rng.normal(size=(40, 44, 12)).astype(np.float32))
+    t1 = tiny_volume_factory("t1", (40, 44, 12), array=rng.normal(size=(40, 44, 12)).astype(np.float32))
+    out = tmp_path / "out" / "mask.nii"
+    assert main(["segment", str(flair), str(t1), "-o", str(out), "--probabilities"]) == 0
+    assert out.read_bytes()[:2] != b"\x1f\x8b"
+    assert read_volume(out, "label").shape == (40, 44, 12)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["mask.nii", "mask_prob.nii.gz"]
+
+
+# ------------------------------------------------------------------------------------------ OS faults
+def _fails_with(exc: BaseException) -> Callable[[object], int]:
+    def run(args: object) -> int:
+        raise exc
+
+    return run
+
+
+def _one_error_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("exc", "expected"),
+    [
+        (
+            OSError(errno.ENOSPC, "No space left on device", "/data/out/mask.nii.gz"),
+            "No space left on device",
+        ),
+        (PermissionError(errno.EACCES, "Permission denied", "/data/ro/mask.nii.gz"), "Permission denied"),
+        (NotADirectoryError(errno.ENOTDIR, "Not a directory", "/data/file/mask.nii.gz"), "Not a directory"),
+    ],
+)
+def test_os_errors_are_one_line_naming_the_path(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, exc: OSError, expected: str
+) -> None:
+    monkeypatch.setattr("lesionseg.cli.segment.run", _fails_with(exc))
+    assert main(["segment", "f.nii.gz", "t.nii.gz", "-o", "m.nii.gz"]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert line == f"lesionseg segment: error: {exc.filename}: {expected}"
+
+
+def test_memory_error_and_interrupt_are_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setattr("lesionseg.cli.segment.run", _fails_with(MemoryError()))
+    assert main(["segment", "f.nii.gz", "t.nii.gz", "-o", "m.nii.gz"]) == 2
+    assert "out of memory" in _one_error_line(capsys.readouterr().err)
+    monkeypatch.setattr("lesionseg.cli.segment.run", _fails_with(KeyboardInterrupt()))
+    assert main(["segment", "f.nii.gz", "t.nii.gz", "-o", "m.nii.gz"]) == 130
+    assert _one_error_line(capsys.readouterr().err) == "lesionseg segment: interrupted"
+
+
+def test_out_under_a_regular_file_is_a_clean_error(
+    tmp_path: Path,
+    tiny_volume_factory,
+    capsys: pytest.CaptureFixture,  # noqa: ANN001
+) -> None:
+    flair = tiny_volume_factory("flair", (40, 44, 12))
+    t1 = tiny_volume_factory("t1", (40, 44, 12))
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["segment", str(flair), str(t1), "-o", str(blocker / "mask.nii.gz")]) == 2
+    line = _one_error_line(capsys.readouterr().err)
+    assert str(blocker) in line and (
+        "is a file, where a folder is needed" in line or "Not a directory" in line
+    )
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_interrupted_write_leaves_no_temporary_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, signum: int
+) -> None:
+    target = tmp_path / "out" / "mask.nii.gz"
+
+    def run(args: object) -> int:
+        with atomic_output(target) as tmp:
+            tmp.write_bytes(b"half")
+            os.kill(os.getpid(), signum)  # as `kill` or Ctrl-C would, in the middle of the write
+            time.sleep(5)
+        return 0
+
+    monkeypatch.setattr("lesionseg.cli.segment.run", run)
+    before = signal.getsignal(signal.SIGTERM)
+    if signum == signal.SIGTERM:
+        with pytest.raises(SystemExit) as info:
+            main(["segment", "f.nii.gz", "t.nii.gz", "-o", str(target)])
+        assert info.value.code == 143
+    else:
+        assert main(["segment", "f.nii.gz", "t.nii.gz", "-o", str(target)]) == 130
+    assert list(target.parent.iterdir()) == []
+    assert signal.getsignal(signal.SIGTERM) == before  # the previous handler is back

@@ -1,8 +1,10 @@
 """The ``lesionseg`` console script: one subcommand per pipeline stage.
 
 Each command module exposes ``register(subparsers)``, which adds its parser and sets ``func`` to a
-function taking the parsed arguments and returning an exit code. User mistakes (LesionsegError) print one
-line to stderr and exit with 2; anything else is a bug and keeps its traceback.
+function taking the parsed arguments and returning an exit code. User mistakes (LesionsegError) and system
+faults (OSError: permission, disk full, not a directory; MemoryError) print one line to stderr and exit
+with 2; Ctrl-C exits 130 and SIGTERM 143, removing temporary files on the way; anything else is a bug and
+keeps its traceback.
 """
 
 from __future__ import annotations
@@ -10,9 +12,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
+import threading
 
 from lesionseg import __version__
+from lesionseg.cli.parsing import EXIT_CODES, Parser
 from lesionseg.errors import LesionsegError
 
 # Order is the order of `lesionseg --help`: the pipeline from data to report.
@@ -32,8 +37,9 @@ COMMAND_MODULES = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(  # its help formatter (defaults shown) and class pass to every subcommand's parser
         prog="lesionseg",
+        epilog=EXIT_CODES,
         description="Brain-lesion segmentation in MRI: TS-CNN, class-balanced PixelNet, WMH U-Net ensemble.",
     )
     parser.add_argument("--version", action="version", version=f"lesionseg {__version__}")
@@ -55,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    previous = _exit_cleanly_on_sigterm()
     try:
         return int(args.func(args) or 0)
     except LesionsegError as exc:
@@ -66,6 +73,38 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into e.g. `head`: stop quietly (Python docs' recipe)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:  # permission, disk full, not a directory, ...: the system's words and the path
+        print(f"lesionseg {args.command}: error: {os_error_line(exc)}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        hint = "try smaller inputs, a smaller batch or fewer threads"
+        print(f"lesionseg {args.command}: error: out of memory ({hint})", file=sys.stderr)
+        return 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for an OSError: 'PATH: reason' (both paths of a rename), without the errno number."""
+    reason = exc.strerror or (str(exc).splitlines() or [type(exc).__name__])[0]
+    if isinstance(exc, FileExistsError) and exc.filename is not None and os.path.isfile(exc.filename):
+        reason = "is a file, where a folder is needed"  # mkdir(exist_ok=True) on a file
+    paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
+    return f"{' -> '.join(paths)}: {reason}" if paths else reason
+
+
+def _exit_cleanly_on_sigterm() -> signal.Handlers | None:
+    """SIGTERM (kill, a job scheduler) raises SystemExit(143), so temporary files are removed on the way out
+    as on any error. Returns the previous handler (None when not on the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def terminate(signum: int, frame: object) -> None:
+        print("lesionseg: terminated", file=sys.stderr)
+        raise SystemExit(128 + signum)
+
+    return signal.signal(signal.SIGTERM, terminate)
 
 
 if __name__ == "__main__":

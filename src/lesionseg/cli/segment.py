@@ -26,12 +26,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import shutil
     import tempfile
 
     from lesionseg.cli.predict import bf16_supported, predict_case
     from lesionseg.errors import LesionsegError
     from lesionseg.infer.predictor import Predictor, load_members
+    from lesionseg.io.writers import move_volume
     from lesionseg.models import bundled_model_path
 
     if not str(args.out).endswith((".nii.gz", ".nii")):
@@ -54,6 +54,6 @@ def run(args: argparse.Namespace) -> int:
         for path in written:
             suffix = path.name.removeprefix("case_").removesuffix(".nii.gz")
             target = args.out if suffix == "mask" else args.out.with_name(f"{stem}_{suffix}.nii.gz")
-            shutil.move(str(path), target)
+            move_volume(path, target)  # renamed, or rewritten when .nii.gz -> .nii
             print(f"wrote {target}")
     return 0

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
+import os
+import tempfile
 from pathlib import Path
 
 import nibabel as nib
@@ -9,8 +12,10 @@ import numpy as np
 
 from lesionseg.errors import LesionsegError
 from lesionseg.io.atomic import atomic_output
-from lesionseg.io.readers import LPS_TO_RAS, image_format
+from lesionseg.io.readers import LPS_TO_RAS, NIFTI_SUFFIXES, image_format
 from lesionseg.io.volume import Volume
+
+DETACHED_SUFFIXES = (".mhd", ".nhdr")  # a header file plus a separate data file
 
 
 def write_volume(volume: Volume, path: str | Path, reference: Volume | None = None) -> Path:
@@ -26,14 +31,45 @@ def write_volume(volume: Volume, path: str | Path, reference: Volume | None = No
         volume = Volume(volume.array, reference.affine, volume.kind, reference.header, volume.source)
     array = _output_array(volume)
     fmt = image_format(path)
+    if fmt == "slice":
+        raise LesionsegError("writing slice stacks is not supported; use .nii.gz", path)
+    if fmt == "itk" and path.name.lower().endswith(DETACHED_SUFFIXES):
+        _write_itk_detached(array, volume, path)
+        return path
     with atomic_output(path) as tmp:
         if fmt == "nifti":
             _write_nifti(array, volume, tmp)
-        elif fmt == "itk":
-            _write_itk(array, volume, tmp)
         else:
-            raise LesionsegError("writing slice stacks is not supported; use .nii.gz", path)
+            _write_itk_single(array, volume, tmp, path.name)
     return path
+
+
+def move_volume(source: str | Path, target: str | Path) -> Path:
+    """Move a written image to ``target``: renamed when the file type is the same, else (``.nii.gz`` to
+    ``.nii``, NIfTI to MetaImage...) read and written again, so the bytes always match the name."""
+    from lesionseg.io.readers import read_volume
+
+    source, target = Path(source), Path(target)
+    if _full_suffix(source) == _full_suffix(target) and not target.name.lower().endswith(DETACHED_SUFFIXES):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, target)
+        return target
+    pair = (_full_suffix(source), _full_suffix(target))
+    if pair in ((".nii.gz", ".nii"), (".nii", ".nii.gz")):
+        data = source.read_bytes()
+        data = gzip.decompress(data) if pair[0] == ".nii.gz" else gzip.compress(data, 1, mtime=0)
+        with atomic_output(target) as tmp:
+            tmp.write_bytes(data)
+    else:
+        integer = pair[0] in NIFTI_SUFFIXES and np.issubdtype(nib.load(source).get_data_dtype(), np.integer)
+        write_volume(read_volume(source, "label" if integer else "image"), target)
+    source.unlink()
+    return target
+
+
+def _full_suffix(path: Path) -> str:
+    name = path.name.lower()
+    return next((s for s in (".nii.gz", ".nii", ".mha", ".nrrd") if name.endswith(s)), name)
 
 
 def _output_array(volume: Volume) -> np.ndarray:
@@ -46,6 +82,8 @@ def _output_array(volume: Volume) -> np.ndarray:
 
 
 def _write_nifti(array: np.ndarray, volume: Volume, path: Path) -> None:
+    """nibabel gzips exactly when the name ends in .gz; it writes ``X.Nii`` as ``X.nii``, so a name with an
+    upper-case suffix is written under the lower-case one and renamed."""
     header = volume.header.copy() if isinstance(volume.header, nib.Nifti1Header) else None
     image = nib.Nifti1Image(array, volume.affine, header)
     image.set_data_dtype(array.dtype)
@@ -60,7 +98,38 @@ def _write_nifti(array: np.ndarray, volume: Volume, path: Path) -> None:
     else:
         image.set_qform(volume.affine, code=1)
         image.set_sform(volume.affine, code=1)
-    nib.save(image, str(path))
+    suffix = _full_suffix(path)
+    lower = path.with_name(path.name[: len(path.name) - len(suffix)] + suffix)
+    try:
+        nib.save(image, str(lower))
+        if lower != path:
+            os.replace(lower, path)
+    except BaseException:
+        lower.unlink(missing_ok=True)
+        raise
+
+
+def _write_itk_single(array: np.ndarray, volume: Volume, tmp: Path, final_name: str) -> None:
+    """.mha/.nrrd: SimpleITK picks the writer from a case-sensitive suffix (``X.MHA`` would become
+    ``X.mhd`` + ``X.zraw``), so write a lower-case name in a private folder and move it onto ``tmp``."""
+    with tempfile.TemporaryDirectory(dir=tmp.parent, prefix=".lesionseg-") as folder:
+        written = Path(folder) / ("image" + _full_suffix(Path(final_name)))
+        _write_itk(array, volume, written)
+        os.replace(written, tmp)
+
+
+def _write_itk_detached(array: np.ndarray, volume: Volume, path: Path) -> None:
+    """.mhd/.nhdr: a header plus a data file named after it. Both are written in a private folder beside
+    ``path`` with their final names, then the data file is moved into place and the header last."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stem, ext = path.name.rsplit(".", 1)
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".lesionseg-") as folder:
+        header = Path(folder) / f"{stem}.{ext.lower()}"
+        _write_itk(array, volume, header)
+        for data in Path(folder).iterdir():
+            if data != header:
+                os.replace(data, path.parent / data.name)
+        os.replace(header, path)
 
 
 def _write_itk(array: np.ndarray, volume: Volume, path: Path) -> None:
