@@ -6,7 +6,6 @@ the empty-mask conventions of the package docstring (both masks empty -> 1, othe
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -108,11 +107,6 @@ def absolute_volume_difference(c: ConfusionCounts) -> float:
     if c.ref_voxels == 0:
         return 0.0 if c.pred_voxels == 0 else NAN
     return abs(c.pred_voxels - c.ref_voxels) / c.ref_voxels * 100.0
-
-
-def is_undefined(value: float) -> bool:
-    """True for the NaN that marks an undefined metric."""
-    return isinstance(value, float) and math.isnan(value)
 
 
 def overlap_metrics(counts: ConfusionCounts) -> dict[str, float]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -87,11 +86,3 @@ def check_mask(mask: np.ndarray, source: str | Path | None) -> np.ndarray:
     if not np.any(mask):
         raise LesionsegError("brain mask is empty", source)
     return (np.asarray(mask) > 0).astype(np.uint8)
-
-
-def describe_sources(sources: Sequence[object]) -> str | None:
-    """The first known file among ``sources``, for error messages."""
-    for source in sources:
-        if source is not None:
-            return str(source)
-    return None

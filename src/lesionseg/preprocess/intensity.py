@@ -62,10 +62,3 @@ def zscore(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, list[float]
         means.append(mean)
         stds.append(std)
     return out, means, stds
-
-
-def denormalize(image: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
-    """Undo ``zscore``: (C, ...) -> x * std + mean per channel (the 0 background is not restored)."""
-    mean_a = np.asarray(mean, dtype=np.float32).reshape((-1,) + (1,) * (image.ndim - 1))
-    std_a = np.asarray(std, dtype=np.float32).reshape(mean_a.shape)
-    return image * std_a + mean_a

@@ -126,8 +126,8 @@ def invert(
     Undoes the pad, the in-plane resize, the crop (0 outside the crop box), the resampling and the
     reorientation, in that order; ``kind`` picks nearest-neighbour ("label") or linear ("image")
     interpolation for the two steps that interpolate. Without resize or resampling (``record.exact``) the
-    result is exact: every voxel is copied, none is interpolated. Intensities are not de-normalised (see
-    ``intensity.denormalize``). Returns (X0, Y0, Z0) or (K, X0, Y0, Z0) with the input's dtype.
+    result is exact: every voxel is copied, none is interpolated. Intensities are not de-normalised (the
+    record keeps each channel's mean and std). Returns (X0, Y0, Z0) or (K, X0, Y0, Z0), the input's dtype.
     """
     array = np.asarray(array)
     if array.ndim not in (3, 4) or tuple(array.shape[-3:]) != tuple(record.shape):
