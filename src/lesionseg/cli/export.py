@@ -28,8 +28,6 @@ def run(args: argparse.Namespace) -> int:
         raise LesionsegError("output exists (use --overwrite to replace it)", args.out)
     state = load_checkpoint(args.model)
     cfg = state["network_config"]
-    if state["network"] == "pixelnet":
-        pass  # dense forward is exported; forward_pixels is a training path
     export_onnx(build_model(state), cfg["in_channels"] * cfg["context_slices"], args.out)
     print(f"wrote {args.out}")
     return 0
