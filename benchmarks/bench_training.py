@@ -28,9 +28,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import (  # noqa: E402
+from _timing import (
     header,
     interleaved,
     load_average,
