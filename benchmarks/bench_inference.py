@@ -37,9 +37,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import (  # noqa: E402
+from _timing import (
     current_rss_mb,
     header,
     interleaved,
@@ -149,11 +147,10 @@ def case_paths(data: Path) -> dict[str, Path]:
 
 def run_case(predictor, paths: dict[str, Path], out_dir: Path) -> Path:  # noqa: ANN001
     """Read, preprocess, predict, write: what `lesionseg predict` does for one case."""
-    from lesionseg.cli.predict import predict_case
+    from lesionseg.infer.files import OutputPaths, predict_files
 
-    args = argparse.Namespace(probabilities=False, uncertainty=False, overwrite=True)
     channels = {"FLAIR": paths["FLAIR"], "T1": paths["T1"]}
-    (written,) = predict_case(predictor, channels, None, out_dir, "case", args)
+    (written,) = predict_files(predictor, channels, OutputPaths.in_folder(out_dir, "case"), overwrite=True)
     return written
 
 
@@ -193,7 +190,7 @@ def make_predictor(kind: str, model: Path, args: argparse.Namespace, monai_base:
 def rss_probe(args: argparse.Namespace) -> None:
     """Run in a fresh process: one whole case with one configuration; print peak memory as JSON."""
     set_threads(args.threads)
-    import lesionseg.cli.predict  # noqa: F401  (imports counted in the baseline)
+    import lesionseg.infer.files  # noqa: F401  (imports counted in the baseline)
     import lesionseg.infer.predictor  # noqa: F401
 
     baseline = current_rss_mb()
@@ -355,7 +352,7 @@ def main() -> None:
     if args.rss_probe:
         rss_probe(args)
         return
-    from lesionseg.cli.predict import bf16_supported
+    from lesionseg.infer.files import bf16_supported
     from lesionseg.infer.predictor import load_members
     from lesionseg.io import read_volume
 

@@ -20,10 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from _timing import record_stdout, result_path
 from scipy import ndimage
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import record_stdout, result_path  # noqa: E402
 
 from lesionseg.io import read_volume
 from lesionseg.metrics import (

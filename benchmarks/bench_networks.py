@@ -22,12 +22,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from _timing import header, load_average, markdown_table, result_path, set_threads, write_result
 from torch.utils.flop_counter import FlopCounterMode
 
 from lesionseg.nets import NETWORKS, PixelNet, create_network
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import header, load_average, markdown_table, result_path, set_threads, write_result  # noqa: E402
 
 VARIANTS = [  # (label, autocast dtype or None, memory format)
     ("fp32 NCHW", None, torch.contiguous_format),

@@ -32,11 +32,7 @@ import sys
 from pathlib import Path
 
 import torch
-from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import (  # noqa: E402
+from _timing import (
     header,
     interleaved,
     load_average,
@@ -46,7 +42,9 @@ from _timing import (  # noqa: E402
     set_threads,
     write_result,
 )
-from bench_training import IN_CHANNELS, METHODS, make_step  # noqa: E402  (the networks and step it times)
+from bench_training import IN_CHANNELS, METHODS, make_step  # the networks and step it times
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 
 # ----------------------------------------------------------------------------------------- peak

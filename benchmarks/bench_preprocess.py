@@ -16,9 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import record_stdout, result_path  # noqa: E402
+from _timing import record_stdout, result_path
 
 from lesionseg.config.preprocess import PreprocessConfig
 from lesionseg.data.manifest import LoadedCase, load_case, manifest_from_dict

@@ -20,12 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from _timing import header, load_average, markdown_table, result_path, set_threads, write_result
 
 from lesionseg.losses import self_balancing_focal_loss
 from lesionseg.nets import create_network
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _timing import header, load_average, markdown_table, result_path, set_threads, write_result  # noqa: E402
 
 
 def make_images(n: int, size: int, contrast: float, rng: np.random.Generator) -> tuple[torch.Tensor, ...]:
