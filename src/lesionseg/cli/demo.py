@@ -11,6 +11,8 @@ import argparse
 import json
 from pathlib import Path
 
+from lesionseg.cli.parsing import add_set_option
+
 DEMO_OVERRIDES = [
     # a small 2D U-Net (the WMH thesis architecture at width 16, with BatchNorm), Dice loss, 64x64 patches
     # of the phantom's lesion-rich slices: about 320 steps
@@ -35,9 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--out", type=Path, default=Path("lesionseg_demo"), help="output folder")
     parser.add_argument("--cases", type=int, default=8, help="phantom cases (2 are held out)")
-    parser.add_argument("--method", default="wmh-dice", help="method preset to train (default wmh-dice)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config overrides")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--method", default="wmh-dice", help="method preset to train")
+    add_set_option(parser, help="training config overrides, e.g. --set epochs=2 lr=1e-3")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the phantom and the training")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=run)
 

@@ -1,9 +1,11 @@
-"""``lesionseg preprocess MANIFEST --root DIR --out CACHE_DIR``: fill the preprocessing cache."""
+"""``lesionseg preprocess --manifest MANIFEST --root DIR --out CACHE_DIR``: fill the preprocessing cache."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+from lesionseg.cli.parsing import add_set_option, deprecated_positional, resolve_deprecated
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -17,7 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "config.json."
         ),
     )
-    parser.add_argument("manifest", help="manifest JSON file, or the name of a built-in manifest")
+    deprecated_positional(
+        parser, "manifest", "--manifest", "MANIFEST", "manifest JSON file, or the name of a built-in manifest"
+    )
     parser.add_argument(
         "--root", required=True, type=Path, help="data root the manifest's paths are relative to"
     )
@@ -25,14 +29,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--config", type=Path, help="PreprocessConfig JSON file (default: the defaults)")
     source.add_argument("--preset", help="a named preset instead of a config file (default, raw)")
-    parser.add_argument(
-        "--set",
+    add_set_option(
+        parser,
         dest="overrides",
-        nargs="+",
-        action="extend",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override config fields, e.g. --set n4=true crop_margin=4,4,2 target_size=null",
+        help="override config fields, e.g. --set n4=true crop_margin=4,4,2 target_size=null "
+        "(or one --set per field)",
     )
     parser.add_argument("--cases", nargs="+", metavar="ID", help="only these case ids")
     parser.set_defaults(func=run)
@@ -49,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from lesionseg.errors import LesionsegError
     from lesionseg.preprocess import PreprocessCache
 
+    resolve_deprecated(args, "manifest", "--manifest")
     if args.config is not None:
         config = load_config(PreprocessConfig, args.config)
     elif args.preset is not None:
