@@ -7,6 +7,7 @@ import json
 import re
 from pathlib import Path
 
+from lesionseg.cli.parsing import HelpFormatter, Parser, add_set_option  # noqa: F401 (re-exported)
 from lesionseg.errors import LesionsegError
 
 
@@ -37,13 +38,7 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
         help="cpu: CPU-sized widths/epochs (default); paper: the papers' settings",
     )
     parser.add_argument("--config", type=Path, help="JSON file of TrainConfig values")
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one config value (repeatable), e.g. --set epochs=10 --set width=32",
-    )
+    add_set_option(parser)
     parser.add_argument("--seed", type=int, help="random seed (default: the config's)")
     parser.add_argument(
         "--time-budget",
