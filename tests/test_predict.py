@@ -73,6 +73,8 @@ def test_predict_writes_a_mask_on_the_input_grid_and_never_overwrites(
         "--out",
         str(tmp_path),
         "--probabilities",
+        "--case-id",
+        "case",
     ]
     assert main(args) == 0
     mask, ref = nib.load(tmp_path / "case_mask.nii.gz"), nib.load(flair)
@@ -82,7 +84,7 @@ def test_predict_writes_a_mask_on_the_input_grid_and_never_overwrites(
     prob = np.asarray(nib.load(tmp_path / "case_prob.nii.gz").dataobj)
     assert prob.min() >= 0 and prob.max() <= 1
     before = (tmp_path / "case_mask.nii.gz").stat().st_mtime_ns
-    assert main(args) == 1  # refused, reported per case
+    assert main(args) == 2  # refused: a single case's error stops the command (exit 2, as for every verb)
     assert "use --overwrite" in capsys.readouterr().err
     assert (tmp_path / "case_mask.nii.gz").stat().st_mtime_ns == before
     assert main([*args, "--overwrite"]) == 0
@@ -133,7 +135,8 @@ def test_ensemble_averages_members_and_writes_their_spread(
         )
         == 0
     )
-    spread = np.asarray(nib.load(tmp_path / "case_uncertainty.nii.gz").dataobj)
+    # named after the input's folder (the phantom's files are just flair.nii.gz, t1.nii.gz)
+    spread = np.asarray(nib.load(tmp_path / "phantom_000_uncertainty.nii.gz").dataobj)
     assert spread.shape == nib.load(flair).shape and spread.max() > 0
 
 

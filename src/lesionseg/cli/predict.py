@@ -3,16 +3,31 @@
 from __future__ import annotations
 
 import argparse
+import json
+import math
+import re
 import sys
+from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
 
 from lesionseg.errors import LesionsegError
 
+EXIT_CODES = (
+    "exit codes: 0 every case written; 1 some cases of a multi-case run failed (one line each on stderr); "
+    "2 a usage or input error stopped the command (also any error of a single case)"
+)
+
 
 def add_inference_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--threshold", type=float, help="probability threshold (default: the model's)")
     parser.add_argument(
-        "--min-lesion-mm3", type=float, default=0.0, help="remove predicted lesions smaller than this (mm^3)"
+        "--threshold", type=float, help="probability threshold in (0, 1) (default: the model's)"
+    )
+    parser.add_argument(
+        "--min-lesion-mm3",
+        type=float,
+        help="remove predicted lesions smaller than this (mm^3; default: the model's calibrated value, "
+        "else 0)",
     )
     parser.add_argument("--tta", action="store_true", help="flip test-time augmentation (left-right)")
     parser.add_argument("--probabilities", action="store_true", help="also write the lesion probability map")
@@ -28,15 +43,40 @@ def add_inference_options(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         help="run in float32 (default: bfloat16 autocast where the CPU supports it)",
     )
+    parser.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        default="auto",
+        help="where the network runs (default: auto = CUDA when available)",
+    )
+    parser.add_argument(
+        "--no-register",
+        dest="register",
+        action="store_false",
+        help="do not co-register a T1 whose grid differs from the FLAIR's (default: on, and only used then: "
+        "rigid, mutual information)",
+    )
+    parser.add_argument(
+        "--skull-strip",
+        action="store_true",
+        help="strip the skull first with deepbet, for scans with skull (default: off; needs "
+        "pip install 'lesionseg[skullstrip]')",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "predict",
         help="segment new scans with trained model(s)",
-        description="Input: one case (--flair/--t1, or --channel NAME=FILE), a folder of BIDS-like files "
-        "(<case>_FLAIR.nii.gz, <case>_T1.nii.gz), or a manifest. Writes <case>_mask.nii.gz on the input's "
-        "grid with its affine and header.",
+        description="Input: one case (--flair/--t1, or --channel NAME=FILE; a file or a DICOM series "
+        "folder), "
+        "a folder of files named <case>_FLAIR.nii.gz, <case>_T1.nii.gz, a BIDS root "
+        "(sub-*/[ses-*/]anat/*_FLAIR.nii.gz + *_T1w.nii.gz), or a manifest / nnU-Net raw dataset. Writes "
+        "<case>_mask.nii.gz (BIDS: OUT/sub-X/[ses-Y/]anat/sub-X_[ses-Y_]space-orig_desc-lesion_mask.nii.gz) "
+        "on "
+        "the FLAIR's grid with its affine and header, and a JSON sidecar of the steps applied.",
+        epilog=EXIT_CODES,
     )
     parser.add_argument(
         "--model",
@@ -55,55 +95,113 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="one channel of one case by the model's channel name",
     )
     parser.add_argument("--mask", type=Path, help="brain mask of the single case (optional)")
-    parser.add_argument("--input", type=Path, help="folder of cases")
-    parser.add_argument("--manifest", help="manifest of cases (with --root)")
+    parser.add_argument("--input", type=Path, help="folder of cases, or a BIDS root")
+    parser.add_argument(
+        "--manifest", help="manifest of cases, or an nnU-Net raw dataset folder (with --root)"
+    )
     parser.add_argument("--root", type=Path, help="data root for --manifest")
-    parser.add_argument("--case-id", default="case", help="output name of a single case")
+    parser.add_argument(
+        "--case-id", help="output name of a single case (default: the FLAIR's file stem, without _FLAIR)"
+    )
+    parser.add_argument(
+        "--shard",
+        type=parse_shard,
+        metavar="I/N",
+        help="predict only cases i with i %% N == I (0 <= I < N), in sorted case-id order: one array "
+        "job each",
+    )
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     add_inference_options(parser)
     parser.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from lesionseg.infer.predictor import Predictor, load_members
+@dataclass
+class Job:
+    """One case to predict: its channel files, brain mask, and where its outputs go."""
 
-    predictor = Predictor(
-        load_members(args.model),
-        args.threshold,
-        args.tta,
-        args.min_lesion_mm3,
-        bf16=args.bf16 and bf16_supported(),
-    )
-    cases = gather_cases(args, predictor.channel_names)
+    id: str
+    channels: dict[str, Path]
+    mask: Path | None
+    stem: Path  # output path without suffix, relative to --out
+    bids: bool = False
+    problems: list[str] = field(default_factory=list)
+
+
+PLAIN_SUFFIXES = {
+    "label": "_mask.nii.gz",
+    "probability": "_prob.nii.gz",
+    "uncertainty": "_uncertainty.nii.gz",
+    "sidecar": "_mask.json",
+}
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if not match or int(match.group(2)) < 1 or int(match.group(1)) >= int(match.group(2)):
+        raise argparse.ArgumentTypeError(f"expected I/N with 0 <= I < N, got {text!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+def check_inference_options(args: argparse.Namespace) -> None:
+    """One-line errors for out-of-range options, before anything is loaded."""
+    if args.threshold is not None and not (math.isfinite(args.threshold) and 0.0 < args.threshold < 1.0):
+        raise LesionsegError(f"--threshold must be a number in (0, 1), got {args.threshold}")
+    if args.min_lesion_mm3 is not None and not (
+        math.isfinite(args.min_lesion_mm3) and args.min_lesion_mm3 >= 0
+    ):
+        raise LesionsegError(f"--min-lesion-mm3 must be a finite number >= 0, got {args.min_lesion_mm3}")
+    if args.skull_strip:
+        from lesionseg.preprocess.skullstrip import require_skullstrip
+
+        require_skullstrip()
+
+
+def load_predictor_from_args(args: argparse.Namespace, models: list[Path] | None):  # noqa: ANN201
+    from lesionseg.infer.files import InferenceOptions, load_predictor
+    from lesionseg.nets.device import resolve_device
+
+    resolve_device(args.device)  # '--device cuda' without CUDA: one line, before loading any model
+    options = InferenceOptions(args.threshold, args.min_lesion_mm3, args.tta, args.bf16, args.device)
+    return load_predictor(models, options)
+
+
+def run(args: argparse.Namespace) -> int:
+    check_inference_options(args)
+    predictor = load_predictor_from_args(args, args.model)
+    jobs = gather_jobs(args, predictor.channel_names)
+    if args.shard:
+        index, count = args.shard
+        jobs = [job for i, job in enumerate(sorted(jobs, key=lambda j: j.id)) if i % count == index]
+        print(f"shard {index}/{count}: {len(jobs)} case(s)")
+    return run_jobs(predictor, jobs, args.out, args, "predict")
+
+
+def run_jobs(predictor, jobs: list[Job], out_dir: Path, args: argparse.Namespace, verb: str) -> int:  # noqa: ANN001
+    """Predict every job; a single job's error propagates (exit 2), several report per case (exit 1)."""
+    from tqdm import tqdm
+
+    if any(job.bids for job in jobs):
+        write_derivatives_description(out_dir)
     failures = 0
-    for case in cases:
+    bar = tqdm(jobs, desc=verb, unit="case", file=sys.stderr, disable=args.quiet or len(jobs) < 2 or None)
+    for job in bar:
         try:
-            if case.problems:
-                raise LesionsegError("; ".join(case.problems))
-            written = predict_case(predictor, case.channels, case.mask, args.out, case.id, args)
-            print(f"{case.id}: wrote {', '.join(str(p) for p in written)}")
+            if job.problems:
+                raise LesionsegError("; ".join(job.problems))
+            written = predict_job(predictor, job, out_dir, args)
+            tqdm.write(f"{job.id}: wrote {', '.join(str(p) for p in written)}")
         except LesionsegError as exc:
+            if len(jobs) == 1:
+                raise
             failures += 1
-            print(f"lesionseg predict: {case.id}: error: {exc}", file=sys.stderr)
+            tqdm.write(f"lesionseg {verb}: {job.id}: error: {exc}", file=sys.stderr)
     if failures:
-        print(f"lesionseg predict: {failures} of {len(cases)} case(s) failed", file=sys.stderr)
+        print(f"lesionseg {verb}: {failures} of {len(jobs)} case(s) failed", file=sys.stderr)
         return 1
     return 0
 
 
-def bf16_supported() -> bool:
-    import torch
-
-    return (
-        bool(getattr(torch.backends, "mkldnn", None))
-        and torch.backends.mkldnn.is_available()
-        and (torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    )
-
-
-def gather_cases(args: argparse.Namespace, channel_names: list[str]) -> list:
-    from lesionseg.infer.cases import InputCase, cases_in_folder
-
+def gather_jobs(args: argparse.Namespace, channel_names: list[str]) -> list[Job]:
     single = {name: Path(p) for name, p in (parse_channel(c) for c in args.channel)}
     if args.flair:
         single[match_channel("FLAIR", channel_names)] = args.flair
@@ -113,31 +211,171 @@ def gather_cases(args: argparse.Namespace, channel_names: list[str]) -> list:
     if sources != 1:
         raise LesionsegError("give exactly one input: --flair/--t1/--channel, --input DIR, or --manifest")
     if args.input:
-        return cases_in_folder(args.input, channel_names)
+        return folder_jobs(args.input, channel_names)
     if args.manifest:
-        from lesionseg.data.manifest import load_manifest
-
-        if not args.root:
-            raise LesionsegError("--manifest needs --root")
-        manifest = load_manifest(args.manifest)
-        cases = []
-        for c in manifest.cases:
-            files = {
-                ch: args.root / c.images[ch].path
-                for ch in channel_names
-                if ch in c.images and c.images[ch].path
-            }
-            case = InputCase(c.id, files, args.root / c.mask.path if c.mask and c.mask.path else None)
-            missing = [ch for ch in channel_names if ch not in files]
-            if missing:
-                case.problems.append(f"manifest has no file for channel(s) {', '.join(missing)}")
-            cases.append(case)
-        return cases
-    case = InputCase(args.case_id, single, args.mask)
+        return manifest_jobs(args.manifest, args.root, channel_names)
     missing = [c for c in channel_names if c not in single]
     if missing:
         raise LesionsegError(f"the model needs channel(s) {', '.join(missing)} (have {', '.join(single)})")
-    return [case]
+    case_id = args.case_id if args.case_id is not None else input_stem(single[channel_names[0]])
+    return unique_stems([Job(case_id, single, args.mask, Path(safe_stem(case_id)))])
+
+
+def folder_jobs(folder: Path, channel_names: list[str]) -> list[Job]:
+    """A BIDS root (sub-* folders) or a flat folder of <case>_<CHANNEL> files."""
+    from lesionseg.data.layouts import bids_cases, is_bids_root
+    from lesionseg.infer.cases import cases_in_folder
+    from lesionseg.io.paths import safe_name
+
+    if is_bids_root(folder):
+        jobs = [
+            Job(
+                c.id,
+                c.channels,
+                c.mask,
+                Path(*(safe_name(p) for p in c.output_prefix.parts)),
+                True,
+                c.problems,
+            )
+            for c in bids_cases(folder, channel_names)
+        ]
+    else:
+        jobs = [
+            Job(c.id, c.channels, c.mask, Path(safe_stem(c.id)), False, c.problems)
+            for c in cases_in_folder(folder, channel_names)
+        ]
+    return unique_stems(jobs)
+
+
+def manifest_jobs(manifest_arg: str, root: Path | None, channel_names: list[str]) -> list[Job]:
+    from lesionseg.data.manifest import load_manifest
+
+    if not root:
+        raise LesionsegError("--manifest needs --root")
+    manifest = load_manifest(manifest_arg)
+    jobs = []
+    for c in manifest.cases:
+        files = {ch: root / c.images[ch].path for ch in channel_names if ch in c.images and c.images[ch].path}
+        job = Job(c.id, files, root / c.mask.path if c.mask and c.mask.path else None, Path(safe_stem(c.id)))
+        missing = [ch for ch in channel_names if ch not in files]
+        if missing:
+            job.problems.append(f"manifest has no file for channel(s) {', '.join(missing)}")
+        jobs.append(job)
+    return unique_stems(jobs)
+
+
+def safe_stem(case_id: str) -> str:
+    from lesionseg.io.paths import safe_name
+
+    return safe_name(case_id)
+
+
+def unique_stems(jobs: list[Job]) -> list[Job]:
+    """A job whose output name equals an earlier one's (ids that differ only in unsafe characters) gets a
+    problem instead of overwriting it."""
+    seen: dict[str, str] = {}
+    for job in jobs:
+        key = str(job.stem).lower()
+        if key in seen:
+            job.problems.append(f"output name {job.stem} is also that of case {seen[key]!r}")
+        else:
+            seen[key] = job.id
+    return jobs
+
+
+def input_stem(path: Path) -> str:
+    """A case name from an input file: 'sub-01_FLAIR.nii.gz' -> 'sub-01'; a file named just 'flair.nii.gz'
+    (or a DICOM folder) takes its folder's name."""
+    name = path.name
+    name = re.sub(r"\.(nii\.gz|nii|mha|mhd|nrrd|nhdr)$", "", name, flags=re.IGNORECASE)
+    name = re.sub(r"[_-]?flair$", "", name, flags=re.IGNORECASE)
+    if not name and path.parent.name:
+        name = path.resolve().parent.name
+    return name or "case"
+
+
+def output_paths(job: Job, out_dir: Path, args: argparse.Namespace, ensemble: bool):  # noqa: ANN201
+    """(OutputPaths, sidecar path) of a job, each checked to stay under ``out_dir``."""
+    from lesionseg.data.layouts import BIDS_OUTPUT_SUFFIXES
+    from lesionseg.infer.files import OutputPaths
+    from lesionseg.io.paths import inside
+
+    suffixes = BIDS_OUTPUT_SUFFIXES if job.bids else PLAIN_SUFFIXES
+    base = out_dir / job.stem
+    outputs = OutputPaths(
+        inside(out_dir, f"{base}{suffixes['label']}"),
+        inside(out_dir, f"{base}{suffixes['probability']}") if args.probabilities else None,
+        inside(out_dir, f"{base}{suffixes['uncertainty']}") if args.uncertainty and ensemble else None,
+    )
+    return outputs, inside(out_dir, f"{base}{suffixes['sidecar']}")
+
+
+def predict_job(predictor, job: Job, out_dir: Path, args: argparse.Namespace) -> list[Path]:  # noqa: ANN001
+    outputs, sidecar = output_paths(job, out_dir, args, len(predictor.members) > 1)
+    return predict_and_record(predictor, job.channels, job.mask, outputs, sidecar, args)
+
+
+def predict_and_record(predictor, channels, mask_path, outputs, sidecar: Path, args) -> list[Path]:  # noqa: ANN001
+    """Prepare the raw channels (read, register, skull-strip), predict, write the outputs and the sidecar."""
+    from lesionseg.infer.files import predict_files, read_brain_mask
+    from lesionseg.preprocess.native import prepare_channels
+
+    existing = [p for _, p in outputs.items() if p.exists()] + ([sidecar] if sidecar.exists() else [])
+    if existing and not args.overwrite:
+        raise LesionsegError("output exists (use --overwrite to replace it)", existing[0])
+    device = "cpu" if args.device == "cpu" else str(getattr(predictor, "device", "cpu"))
+    images, stripped, steps = prepare_channels(
+        channels, predictor.channel_names, args.register, args.skull_strip, device
+    )
+    names = predictor.channel_names
+    volumes = dict(zip(names, images, strict=True))
+    mask = read_brain_mask(mask_path) if mask_path else stripped
+    if mask_path:
+        steps.append({"step": "brain_mask", "file": str(mask_path)})
+    written = predict_files(predictor, volumes, outputs, mask, overwrite=args.overwrite)
+    write_sidecar(sidecar, predictor, channels, steps, written)
+    return [*written, sidecar]
+
+
+def write_sidecar(path: Path, predictor, channels, steps: list[dict], written: list[Path]) -> None:  # noqa: ANN001
+    """The JSON record beside a mask: inputs, model, options and every preprocessing step applied."""
+    from datetime import datetime
+
+    from lesionseg import __version__
+    from lesionseg.io import atomic_output
+
+    record = {
+        "lesionseg_version": __version__,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "inputs": {name: str(p) for name, p in channels.items()},
+        "models": [m.source for m in predictor.members],
+        "threshold": predictor.threshold,
+        "min_lesion_mm3": getattr(predictor, "min_lesion_mm3", None),
+        "tta": predictor.flip_tta,
+        "steps": steps,
+        "outputs": [str(p) for p in written],
+        "grid": "outputs are on the grid of the first input channel, with its affine and header",
+    }
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(record, indent=2) + "\n")
+
+
+def write_derivatives_description(out_dir: Path) -> None:
+    """BIDS derivatives need a dataset_description.json at their root; written once, never replaced."""
+    from lesionseg import __version__
+    from lesionseg.io import atomic_output
+
+    path = out_dir / "dataset_description.json"
+    if path.exists():
+        return
+    description = {
+        "Name": "lesionseg lesion masks",
+        "BIDSVersion": "1.9.0",
+        "DatasetType": "derivative",
+        "GeneratedBy": [{"Name": "lesionseg", "Version": __version__}],
+    }
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(description, indent=2) + "\n")
 
 
 def parse_channel(text: str) -> tuple[str, str]:
@@ -153,30 +391,3 @@ def match_channel(wanted: str, channel_names: list[str]) -> str:
             return name
     raise LesionsegError(f"the model has no {wanted} channel (its channels: {', '.join(channel_names)})")
 
-
-def predict_case(predictor, channels: dict, mask_path, out_dir: Path, case_id: str, args) -> list[Path]:  # noqa: ANN001
-    """Read, predict and write one case; refuses to overwrite without --overwrite."""
-    from lesionseg.io import read_volume, write_volume
-
-    targets = {"label": out_dir / f"{case_id}_mask.nii.gz"}
-    if args.probabilities:
-        targets["probability"] = out_dir / f"{case_id}_prob.nii.gz"
-    if args.uncertainty and len(predictor.members) > 1:
-        targets["uncertainty"] = out_dir / f"{case_id}_uncertainty.nii.gz"
-    existing = [p for p in targets.values() if p.exists()]
-    if existing and not args.overwrite:
-        raise LesionsegError("output exists (use --overwrite to replace it)", existing[0])
-    images = [read_volume(channels[name]) for name in predictor.channel_names]
-    for name, vol in zip(predictor.channel_names[1:], images[1:], strict=True):
-        if not images[0].same_grid(vol):
-            raise LesionsegError(
-                f"channel {name} is not on the grid of {channels[predictor.channel_names[0]]}", channels[name]
-            )
-    mask = None
-    if mask_path:
-        raw = read_volume(mask_path)
-        mask = raw.with_array((raw.array > 0.5).astype("uint8"), kind="label")
-    prediction = predictor.predict(images, mask)
-    for what, path in targets.items():
-        write_volume(getattr(prediction, what), path, reference=images[0])
-    return list(targets.values())

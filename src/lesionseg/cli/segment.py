@@ -1,24 +1,35 @@
-"""``lesionseg segment FLAIR T1 -o OUT``: the bundled model on one case, offline."""
+"""``lesionseg segment FLAIR T1 -o OUT``: the bundled model on one case, offline (or on every case of a BIDS
+root: ``lesionseg segment BIDS_ROOT -o OUT_DIR``)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from lesionseg.cli.predict import add_inference_options
+from lesionseg.cli.predict import EXIT_CODES, add_inference_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "segment",
-        help="segment one FLAIR+T1 case with the bundled model",
-        description="Segment white-matter / MS lesions on a skull-stripped, co-registered FLAIR and T1 "
-        "(about 1 mm) with the model shipped in the package (see MODEL_CARD.md). Writes the mask on the "
-        "FLAIR's grid.",
+        help="segment one FLAIR+T1 case (or a BIDS root) with the bundled model",
+        description="Segment white-matter / MS lesions on a FLAIR and T1 (about 1 mm) with the model shipped "
+        "in the package (see MODEL_CARD.md). The model expects skull-stripped scans: give --skull-strip for "
+        "scans with skull. A T1 on another grid is co-registered to the FLAIR (rigid) unless --no-register. "
+        "Inputs: NIfTI, MetaImage, NRRD or a DICOM series folder. Writes the mask on the FLAIR's native "
+        "grid "
+        "with its header, and OUT's stem + .json recording the steps applied. With a BIDS root as the only "
+        "input, -o is a folder and masks go to "
+        "OUT/sub-X/[ses-Y/]anat/..._space-orig_desc-lesion_mask.nii.gz.",
+        epilog=EXIT_CODES,
     )
-    parser.add_argument("flair", type=Path, help="FLAIR image (.nii.gz, .mha, .nrrd)")
-    parser.add_argument("t1", type=Path, help="T1 image on the FLAIR's grid")
-    parser.add_argument("-o", "--out", type=Path, required=True, help="output mask file (.nii.gz)")
+    parser.add_argument(
+        "flair", type=Path, help="FLAIR image (.nii.gz, .mha, .nrrd, DICOM folder) or a BIDS root"
+    )
+    parser.add_argument("t1", type=Path, nargs="?", help="T1 image (any grid: registered to the FLAIR)")
+    parser.add_argument(
+        "-o", "--out", type=Path, required=True, help="output mask file (.nii.gz); a folder for a BIDS root"
+    )
     parser.add_argument("--model", type=Path, action="append", help="use these checkpoints instead")
     parser.add_argument("--mask", type=Path, help="brain mask (default: derived from the images)")
     add_inference_options(parser)
@@ -26,34 +37,42 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import tempfile
-
-    from lesionseg.cli.predict import bf16_supported, predict_case
-    from lesionseg.errors import LesionsegError
-    from lesionseg.infer.predictor import Predictor, load_members
-    from lesionseg.io.writers import move_volume
-    from lesionseg.models import bundled_model_path
-
-    if not str(args.out).endswith((".nii.gz", ".nii")):
-        raise LesionsegError("output must be a .nii.gz or .nii file", args.out)
-    if args.out.exists() and not args.overwrite:
-        raise LesionsegError("output exists (use --overwrite to replace it)", args.out)
-    predictor = Predictor(
-        load_members(args.model or [bundled_model_path()]),
-        args.threshold,
-        args.tta,
-        args.min_lesion_mm3,
-        bf16=args.bf16 and bf16_supported(),
+    from lesionseg.cli.predict import (
+        check_inference_options,
+        folder_jobs,
+        load_predictor_from_args,
+        predict_and_record,
+        run_jobs,
     )
+    from lesionseg.data.layouts import is_bids_root
+    from lesionseg.errors import LesionsegError
+    from lesionseg.infer.files import OutputPaths
+
+    check_inference_options(args)
+    if args.t1 is None:
+        if not is_bids_root(args.flair):
+            raise LesionsegError(
+                "give FLAIR and T1, or a BIDS root (a folder with sub-* folders)", args.flair
+            )
+        if args.mask:
+            raise LesionsegError("--mask is for one case; a BIDS root takes *_desc-brain_mask.nii.gz files")
+        predictor = load_predictor_from_args(args, args.model)
+        return run_jobs(
+            predictor, folder_jobs(args.flair, predictor.channel_names), args.out, args, "segment"
+        )
+    if not str(args.out).lower().endswith((".nii.gz", ".nii")):
+        raise LesionsegError("output must be a .nii.gz or .nii file", args.out)
+    if args.out.is_dir():
+        raise LesionsegError("output is a folder; give the mask's file name", args.out)
+    predictor = load_predictor_from_args(args, args.model)
     names = predictor.channel_names
-    channels = {names[0]: args.flair, names[1]: args.t1}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=args.out.parent, prefix=".segment-") as tmp:
-        written = predict_case(predictor, channels, args.mask, Path(tmp), "case", args)
-        stem = args.out.name.removesuffix(".gz").removesuffix(".nii")
-        for path in written:
-            suffix = path.name.removeprefix("case_").removesuffix(".nii.gz")
-            target = args.out if suffix == "mask" else args.out.with_name(f"{stem}_{suffix}.nii.gz")
-            move_volume(path, target)  # renamed, or rewritten when .nii.gz -> .nii
-            print(f"wrote {target}")
+    outputs = OutputPaths.beside(
+        args.out, args.probabilities, args.uncertainty and len(predictor.members) > 1
+    )
+    sidecar = args.out.with_name(args.out.name.removesuffix(".gz").removesuffix(".nii") + ".json")
+    written = predict_and_record(
+        predictor, {names[0]: args.flair, names[1]: args.t1}, args.mask, outputs, sidecar, args
+    )
+    for path in written:
+        print(f"wrote {path}")
     return 0

@@ -163,9 +163,14 @@ def builtin_manifests() -> dict[str, Path]:
 
 
 def load_manifest(path_or_name: str | Path) -> Manifest:
-    """Read a manifest file, a folder holding ``manifest.json`` (e.g. a phantom), or a built-in manifest by
-    name (e.g. ``open_ms_data``; a folder of that name without a manifest.json does not hide it)."""
+    """Read a manifest file, a folder holding ``manifest.json`` (e.g. a phantom), an nnU-Net v2 raw dataset
+    folder (``dataset.json`` + ``imagesTr/``; paths relative to it), or a built-in manifest by name (e.g.
+    ``open_ms_data``; a folder of that name without a manifest.json does not hide it)."""
+    from lesionseg.data.layouts import is_nnunet_raw, nnunet_manifest_dict
+
     path = Path(path_or_name)
+    if is_nnunet_raw(path) and not (path / "manifest.json").is_file():  # nnU-Net v2 raw dataset folder
+        return manifest_from_dict(nnunet_manifest_dict(path), path / "dataset.json")
     if path.is_dir() and (path / "manifest.json").is_file():
         path = path / "manifest.json"
     if not path.is_file():

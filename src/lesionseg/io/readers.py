@@ -1,11 +1,14 @@
-"""Read NIfTI (nibabel), MetaImage/NRRD (SimpleITK) and 2D slice stacks (Pillow) into a Volume.
+"""Read NIfTI (nibabel), MetaImage/NRRD (SimpleITK), DICOM series (a folder, SimpleITK) and 2D slice stacks
+(Pillow) into a Volume.
 
 Every failure a user can cause (missing file, unreadable file, wrong dimensionality, NaN/Inf voxels,
-non-integer label values) raises LesionsegError naming the file.
+non-integer label values, a header claiming more voxels than ``max_voxels()`` allows) raises LesionsegError
+naming the file. The voxel count is read from the header and checked before any pixel array is allocated.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +24,37 @@ ITK_SUFFIXES = (".mha", ".mhd", ".nrrd", ".nhdr")
 SLICE_SUFFIXES = (".png", ".tif", ".tiff")
 # LPS (ITK) <-> RAS (NIfTI): flip the first two world axes.
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+# Largest volume read: 2 GiB as float32 (2**29 voxels, e.g. 812^3); LESIONSEG_MAX_VOXELS overrides it.
+DEFAULT_MAX_VOXELS = 2**29
+MAX_VOXELS_ENV = "LESIONSEG_MAX_VOXELS"
+
+
+def max_voxels() -> int:
+    """The voxel limit: $LESIONSEG_MAX_VOXELS if set (a positive integer), else DEFAULT_MAX_VOXELS."""
+    raw = os.environ.get(MAX_VOXELS_ENV)
+    if raw is None or not raw.strip():
+        return DEFAULT_MAX_VOXELS
+    try:
+        value = int(float(raw))
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise LesionsegError(f"{MAX_VOXELS_ENV} must be a positive number of voxels, got {raw!r}")
+    return value
+
+
+def check_voxel_count(shape: Sequence[int], path: str | Path) -> None:
+    """LesionsegError naming ``path`` when a volume of ``shape`` (from its header) exceeds the voxel limit;
+    the memory is estimated as float32, the type every image is read into."""
+    count = int(np.prod([max(int(s), 0) for s in shape], dtype=np.float64))
+    limit = max_voxels()
+    if count > limit:
+        dims = "x".join(str(int(s)) for s in shape)
+        raise LesionsegError(
+            f"header claims {dims} voxels ({count * 4 / 2**30:.1f} GiB as float32), above the limit of "
+            f"{limit * 4 / 2**30:.1f} GiB (set {MAX_VOXELS_ENV} to raise it)",
+            path,
+        )
 
 
 def image_format(path: str | Path) -> str:
@@ -38,16 +72,21 @@ def image_format(path: str | Path) -> str:
 
 
 def read_volume(path: str | Path, kind: VolumeKind = "image") -> Volume:
-    """Read one 3D image or label map; a trailing singleton 4th axis is dropped."""
+    """Read one 3D image or label map; a trailing singleton 4th axis is dropped. A folder is read as a DICOM
+    series (it must hold exactly one)."""
     path = Path(path)
     if not path.exists():
         raise LesionsegError("file not found", path)
+    if path.is_dir():
+        return _read_dicom(path, kind)
     fmt = image_format(path)
     if fmt == "slice":
         raise LesionsegError("a single 2D slice; give the whole slice stack", path)
     try:
         if fmt == "nifti":
             image = nib.load(str(path))
+            check_voxel_count(image.shape, path)
+            _check_nifti_size(image, path)
             array = np.asanyarray(image.dataobj)
             affine, header = image.affine, image.header
         else:
@@ -62,9 +101,39 @@ def read_volume(path: str | Path, kind: VolumeKind = "image") -> Volume:
     return Volume(array, affine, kind, header, path)
 
 
+def _read_dicom(folder: Path, kind: VolumeKind) -> Volume:
+    from lesionseg.io.dicom import dicom_series_files, dicom_series_shape, read_dicom_series
+
+    try:
+        files = dicom_series_files(folder)
+        check_voxel_count(dicom_series_shape(files), folder)
+        array, affine = read_dicom_series(files)
+    except LesionsegError:
+        raise
+    except Exception as exc:  # GDCM/SimpleITK errors for broken series
+        raise LesionsegError(f"cannot read DICOM series ({_first_line(exc)})", folder) from exc
+    array = _checked_values(_as_3d(array, folder), kind, folder)
+    return Volume(array, affine, kind, None, folder)
+
+
+def _check_nifti_size(image: nib.Nifti1Image, path: Path) -> None:
+    """An uncompressed .nii shorter than its header's data block is truncated: say so before reading."""
+    if not str(path).lower().endswith(".nii"):
+        return
+    header = image.header
+    needed = int(header.get_data_offset()) + int(np.prod(image.shape)) * header.get_data_dtype().itemsize
+    size = path.stat().st_size
+    if size < needed:
+        raise LesionsegError(f"file is truncated ({size} bytes, its header needs {needed})", path)
+
+
 def _read_itk(path: Path) -> tuple[np.ndarray, np.ndarray]:
     import SimpleITK as sitk
 
+    info = sitk.ImageFileReader()
+    info.SetFileName(str(path))
+    info.ReadImageInformation()
+    check_voxel_count(info.GetSize(), path)
     image = sitk.ReadImage(str(path))
     if image.GetDimension() != 3:
         raise LesionsegError(f"image is {image.GetDimension()}D, expected 3D", path)

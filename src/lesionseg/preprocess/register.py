@@ -1,0 +1,85 @@
+"""Rigid co-registration of a channel (T1) onto the reference channel's (FLAIR's) grid.
+
+Used only when the two grids differ: same-session scans are aligned in world coordinates already, so the
+optimiser starts from the identity (rotation about the FLAIR's centre) and refines six rigid parameters by
+Mattes mutual information (50 bins, 20 % of the voxels sampled with a fixed seed, so reruns agree), over
+three resolutions (shrink 4, 2, 1; smoothing 2, 1, 0 voxels), with regular-step gradient descent on
+physical-shift-scaled parameters. The moving image is then resampled linearly onto the reference grid
+(outside its field of view: 0). The result carries the reference's affine and header.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from lesionseg.io import Volume
+from lesionseg.io.readers import LPS_TO_RAS
+
+
+@dataclass(frozen=True)
+class RigidResult:
+    """What the registration found: Euler angles (radians, about x, y, z in LPS) and translation (mm),
+    of the transform that maps reference (fixed) points into the moving image; the final metric value
+    (negative mutual information: lower is better) and the optimiser's stopping reason."""
+
+    angles_rad: tuple[float, float, float]
+    translation_mm: tuple[float, float, float]
+    metric: float
+    iterations: int
+    stop: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def to_sitk(volume: Volume):  # noqa: ANN201 - SimpleITK image
+    """A Volume as a float32 SimpleITK image (LPS physical space)."""
+    import SimpleITK as sitk
+
+    affine_lps = LPS_TO_RAS @ volume.affine
+    spacing = np.linalg.norm(affine_lps[:3, :3], axis=0)
+    image = sitk.GetImageFromArray(np.ascontiguousarray(volume.array.astype(np.float32).transpose(2, 1, 0)))
+    image.SetSpacing([float(s) for s in spacing])
+    image.SetDirection([float(d) for d in (affine_lps[:3, :3] / spacing).ravel()])
+    image.SetOrigin([float(o) for o in affine_lps[:3, 3]])
+    return image
+
+
+def register_rigid(reference: Volume, moving: Volume, seed: int = 0) -> tuple[Volume, RigidResult]:
+    """``moving`` aligned to ``reference`` by a rigid transform, resampled onto the reference grid."""
+    import SimpleITK as sitk
+
+    fixed, mov = to_sitk(reference), to_sitk(moving)
+    transform = sitk.Euler3DTransform()
+    centre = np.asarray(reference.shape, dtype=np.float64) / 2.0
+    transform.SetCenter(fixed.TransformContinuousIndexToPhysicalPoint([float(c) for c in centre]))
+    method = sitk.ImageRegistrationMethod()
+    method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=50)
+    method.SetMetricSamplingStrategy(method.RANDOM)
+    method.SetMetricSamplingPercentage(0.2, seed)
+    method.SetInterpolator(sitk.sitkLinear)
+    method.SetOptimizerAsRegularStepGradientDescent(
+        learningRate=2.0, minStep=1e-4, numberOfIterations=200, relaxationFactor=0.5
+    )
+    method.SetOptimizerScalesFromPhysicalShift()
+    method.SetShrinkFactorsPerLevel([4, 2, 1])
+    method.SetSmoothingSigmasPerLevel([2, 1, 0])
+    method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOff()
+    method.SetInitialTransform(transform, inPlace=True)
+    final = method.Execute(fixed, mov)
+    resampled = sitk.Resample(mov, fixed, final, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+    array = sitk.GetArrayFromImage(resampled).transpose(2, 1, 0)
+    params = transform.GetParameters()
+    result = RigidResult(
+        angles_rad=tuple(float(p) for p in params[:3]),
+        translation_mm=tuple(float(p) for p in params[3:]),
+        metric=float(method.GetMetricValue()),
+        iterations=int(method.GetOptimizerIteration()),
+        stop=method.GetOptimizerStopConditionDescription().strip()[:200],
+    )
+    aligned = Volume(
+        array.astype(np.float32), reference.affine.copy(), "image", reference.header, moving.source
+    )
+    return aligned, result
