@@ -68,6 +68,35 @@ def test_segment_on_oblique_volumes_equals_the_cli_on_their_files(phantom_dir: P
     assert not np.array_equal(wrong.array, expected)
 
 
+def test_predict_files_writes_what_lesionseg_predict_writes(phantom_dir: Path, tmp_path: Path) -> None:
+    from lesionseg.infer.files import OutputPaths, load_predictor, predict_files
+    from lesionseg.models import bundled_model_path
+
+    case = phantom_case(phantom_dir)
+    flair, t1 = case / "flair.nii.gz", case / "t1.nii.gz"
+    args = [
+        "predict",
+        "--model",
+        str(bundled_model_path()),
+        "--flair",
+        str(flair),
+        "--t1",
+        str(t1),
+        "--case-id",
+        "case",
+    ]
+    assert main([*args, "--out", str(tmp_path / "cli"), "--probabilities"]) == 0
+    outputs = OutputPaths.in_folder(tmp_path / "api", "case", probabilities=True, uncertainty=True)
+    written = predict_files(load_predictor(), {"FLAIR": flair, "T1": t1}, outputs)
+    assert written == [outputs.label, outputs.probability]  # one model: no uncertainty map
+    for name in ("case_mask.nii.gz", "case_prob.nii.gz"):
+        cli, api = nib.load(tmp_path / "cli" / name), nib.load(tmp_path / "api" / name)
+        assert np.array_equal(np.asarray(cli.dataobj), np.asarray(api.dataobj))
+        assert np.array_equal(cli.affine, api.affine)
+    with pytest.raises(lesionseg.LesionsegError, match="output exists"):
+        predict_files(load_predictor(), {"FLAIR": flair, "T1": t1}, outputs)
+
+
 def test_segment_refuses_bare_arrays(phantom_dir: Path) -> None:
     case = phantom_case(phantom_dir)
     array = lesionseg.read_volume(case / "flair.nii.gz").array
