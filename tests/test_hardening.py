@@ -4,6 +4,7 @@ corrupt cache entries, {0, 2} reference masks. docs/faults.md lists which test c
 from __future__ import annotations
 
 import errno
+import json
 import os
 import pickle
 import re
@@ -371,3 +372,84 @@ def test_interrupted_write_leaves_no_temporary_file(
         assert main(["segment", "f.nii.gz", "t.nii.gz", "-o", str(target)]) == 130
     assert list(target.parent.iterdir()) == []
     assert signal.getsignal(signal.SIGTERM) == before  # the previous handler is back
+
+
+# ------------------------------------------------------------------------------------------ cache
+def _cache_entry(phantom_dir: Path, tmp_path: Path):  # noqa: ANN202
+    from lesionseg.config.preprocess import PreprocessConfig
+    from lesionseg.data.manifest import load_manifest
+    from lesionseg.preprocess import PreprocessCache
+
+    manifest = load_manifest(phantom_dir / "manifest.json")
+    cache, config = PreprocessCache(tmp_path / "cache"), PreprocessConfig(target_size=(64, 64))
+    case = manifest.cases[0]
+    first = cache.get(manifest, case, phantom_dir, config)
+    return manifest, cache, config, case, first, cache.case_dir(config, case.id)
+
+
+def _rewrite_arrays(folder: Path, **changes: np.ndarray | None) -> None:
+    with np.load(folder / "arrays.npz") as data:
+        arrays = {name: data[name] for name in data.files}
+    for name, value in changes.items():
+        if value is None:
+            arrays.pop(name)
+        else:
+            arrays[name] = value
+    np.savez_compressed(folder / "arrays.npz", **arrays)
+
+
+BAD_ENTRIES = {
+    "zero bytes": lambda f: (f / "arrays.npz").write_bytes(b""),
+    "truncated": lambda f: (f / "arrays.npz").write_bytes((f / "arrays.npz").read_bytes()[:-200]),
+    "missing arrays": lambda f: (f / "arrays.npz").unlink(),
+    "bad source.json": lambda f: (f / "source.json").write_text("{"),
+    "bad record.json": lambda f: (f / "record.json").write_text("[]"),
+    "label shape": lambda f: _rewrite_arrays(f, label=np.zeros((3, 3, 3), np.uint8)),
+    "no label": lambda f: _rewrite_arrays(f, label=None),
+    "image dtype": lambda f: _rewrite_arrays(f, image=np.zeros((2, 64, 64, 2), np.float64)),
+    "channels": lambda f: _rewrite_arrays(f, image=np.load(f / "arrays.npz")["image"][:1]),
+    "mask shape": lambda f: _rewrite_arrays(f, mask=np.zeros((64, 64, 1), np.uint8)),
+    "non-finite": lambda f: _rewrite_arrays(
+        f, image=np.full_like(np.load(f / "arrays.npz")["image"], np.nan)
+    ),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(BAD_ENTRIES))
+def test_bad_cache_entry_is_rebuilt_with_a_one_line_warning(
+    phantom_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, damage: str
+) -> None:
+    manifest, cache, config, case, first, folder = _cache_entry(phantom_dir, tmp_path)
+    BAD_ENTRIES[damage](folder)
+    assert not cache.is_cached(manifest, case, phantom_dir, config)
+    with caplog.at_level("WARNING"):
+        again = cache.get(manifest, case, phantom_dir, config)
+    assert np.array_equal(again.image, first.image) and np.array_equal(again.label, first.label)
+    assert again.image.dtype == np.float32 and not again.image.flags.writeable
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "\n" not in warnings[0], warnings
+    assert str(folder) in warnings[0] and "rebuilding" in warnings[0]
+    assert cache.is_cached(manifest, case, phantom_dir, config)
+    assert [p.name for p in folder.parent.iterdir() if p.name.startswith(".")] == []
+
+
+def test_old_npy_layout_is_rebuilt_silently(
+    phantom_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    manifest, cache, config, case, first, folder = _cache_entry(phantom_dir, tmp_path)
+    source = json.loads((folder / "source.json").read_text())
+    del source["format"]
+    (folder / "source.json").write_text(json.dumps(source))
+    (folder / "image.npy").write_bytes(b"")  # the zero-byte .npy of the audit
+    with caplog.at_level("WARNING"):
+        again = cache.get(manifest, case, phantom_dir, config)
+    assert np.array_equal(again.image, first.image) and caplog.records == []
+    assert not (folder / "image.npy").exists()
+
+
+def test_cache_stores_lossless_compressed_entries(phantom_dir: Path, tmp_path: Path) -> None:
+    _, _, _, _, first, folder = _cache_entry(phantom_dir, tmp_path)
+    plain = first.image.nbytes + first.mask.nbytes + first.label.nbytes
+    assert (folder / "arrays.npz").stat().st_size < plain / 3
+    with np.load(folder / "arrays.npz") as data:
+        assert data["image"].dtype == np.float32 and np.array_equal(data["image"], first.image)

@@ -66,7 +66,7 @@ def counted(monkeypatch):
     return calls
 
 
-def test_second_get_reads_memory_maps_without_recomputing(dataset, counted, tmp_path) -> None:
+def test_second_get_reads_the_entry_without_recomputing(dataset, counted, tmp_path) -> None:
     manifest, root, _ = dataset
     cache = PreprocessCache(tmp_path / "cache")
     first = cache.get(manifest, "case1", root, SMALL)
@@ -75,14 +75,14 @@ def test_second_get_reads_memory_maps_without_recomputing(dataset, counted, tmp_
     second = cache.get(manifest, manifest.case("case1"), root, SMALL)
     assert counted == ["case1"]
     for array in (second.image, second.label, second.mask):
-        assert isinstance(array, np.memmap) and not array.flags.writeable
+        assert isinstance(array, np.ndarray) and not array.flags.writeable
     assert np.array_equal(first.image, second.image) and second.record == first.record
     assert second.image.shape[:3] == (2, 40, 40) and second.image.dtype == np.float32
     folder = cache.case_dir(SMALL, "case1")
     assert folder.parent.name == cache_module.config_key(SMALL)
-    assert sorted(p.name for p in folder.iterdir()) == [
-        "image.npy", "label.npy", "mask.npy", "record.json", "source.json"
-    ]  # fmt: skip
+    assert sorted(p.name for p in folder.iterdir()) == ["arrays.npz", "record.json", "source.json"]
+    with np.load(folder / "arrays.npz") as data:
+        assert sorted(data.files) == ["image", "label", "mask"] and data["image"].dtype == np.float32
     assert load_config(PreprocessConfig, folder.parent / "config.json") == SMALL
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]  # no temporaries left
     back = invert(second.label, second.record)
@@ -123,7 +123,7 @@ def test_damaged_entry_is_recomputed(dataset, counted, tmp_path) -> None:
     manifest, root, _ = dataset
     cache = PreprocessCache(tmp_path / "cache")
     cache.get(manifest, "case1", root, SMALL)
-    (cache.case_dir(SMALL, "case1") / "image.npy").write_bytes(b"truncated")
+    (cache.case_dir(SMALL, "case1") / "arrays.npz").write_bytes(b"truncated")
     result = cache.get(manifest, "case1", root, SMALL)
     assert counted == ["case1", "case1"] and result.image.shape[0] == 2
 
@@ -145,7 +145,7 @@ def test_cli_preprocess_fills_the_cache(dataset, tmp_path, capsys) -> None:
     printed = capsys.readouterr()
     config_dir = PreprocessCache(out).config_dir(SMALL)
     assert load_config(PreprocessConfig, config_dir / "config.json") == SMALL
-    assert (config_dir / "case1" / "image.npy").exists()
+    assert (config_dir / "case1" / "arrays.npz").exists()
     assert "case1: (2, 40, 40," in printed.out + printed.err
     assert main([*argv, "--set", "target_size=40,40", "crop_margin=[2,2,1]", "--cases", "case1"]) == 0
     assert "cached" in "".join(capsys.readouterr())

@@ -1,17 +1,23 @@
 """The on-disk cache of preprocessed cases: ``<cache_dir>/<config-hash>/<case-id>/``.
 
-Each case folder holds ``image.npy`` (C, X, Y, Z) float32, ``mask.npy`` and (when the case has one)
-``label.npy`` (X, Y, Z) uint8, ``record.json`` (the PreprocessRecord) and ``source.json`` (the case's input
-files with their sizes and modification times). The folder name is a hash of the config; ``source.json``
-carries a hash of the inputs, so a case is recomputed when its config or any of its files changes.
-Folders are written in a temporary folder beside the final one and renamed into place, so a reader never
-sees half a case; ``config.json`` beside the case folders is the resolved config.
+Each case folder holds ``arrays.npz`` (``np.savez_compressed``, lossless: ``image`` (C, X, Y, Z) float32,
+``mask`` and, when the case has one, ``label`` (X, Y, Z) uint8; about 10x smaller than plain .npy files, as
+the brain fills a small part of the padded grid), ``record.json`` (the PreprocessRecord) and ``source.json``
+(the case's input files with their sizes and modification times). The folder name is a hash of the config;
+``source.json`` carries a hash of the inputs, so a case is recomputed when its config or any of its files
+changes. Folders are written in a temporary folder beside the final one and renamed into place, so a reader
+never sees half a case; ``config.json`` beside the case folders is the resolved config.
+
+Every entry is validated when read (readable, complete, shapes, dtypes, channels, label against image, finite
+values, fingerprint); a bad one is rebuilt with a one-line warning on stderr. Entries of the older layout
+(separate .npy files) are rebuilt silently.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -30,9 +36,13 @@ from lesionseg.io import atomic_output
 from lesionseg.preprocess.pipeline import PreprocessedCase, preprocess_case
 from lesionseg.preprocess.record import RECORD_VERSION, PreprocessRecord
 
+CACHE_FORMAT = 2  # 1: image/mask/label .npy files; 2: one compressed arrays.npz
+ARRAYS = "arrays.npz"
+log = logging.getLogger(__name__)
+
 
 class PreprocessCache:
-    """Preprocessed cases on disk, computed on first use and memory-mapped afterwards."""
+    """Preprocessed cases on disk, computed on first use and read (and validated) afterwards."""
 
     def __init__(self, cache_dir: str | Path) -> None:
         self.cache_dir = Path(cache_dir)
@@ -50,7 +60,13 @@ class PreprocessCache:
         """True when ``get`` would read the case from disk rather than compute it."""
         case = manifest.case(case) if isinstance(case, str) else case
         return (
-            self._load(self.case_dir(config, case.id), source_fingerprint(manifest, case, root)) is not None
+            self._load(
+                self.case_dir(config, case.id),
+                source_fingerprint(manifest, case, root),
+                len(manifest.channel_names),
+                warn=False,
+            )
+            is not None
         )
 
     def get(
@@ -61,7 +77,7 @@ class PreprocessCache:
         config: PreprocessConfig,
         progress: bool = False,
     ) -> PreprocessedCase:
-        """The preprocessed case, with its arrays as read-only memory maps of the cached .npy files.
+        """The preprocessed case, with its arrays read-only (float32 image, uint8 mask and label).
 
         Computes and stores it first when it is missing or stale (config or input files changed).
         ``progress``: print one line to stderr when a case is computed.
@@ -69,7 +85,8 @@ class PreprocessCache:
         case = manifest.case(case) if isinstance(case, str) else case
         fingerprint = source_fingerprint(manifest, case, root)
         folder = self.case_dir(config, case.id)
-        cached = self._load(folder, fingerprint)
+        channels = len(manifest.channel_names)
+        cached = self._load(folder, fingerprint, channels)
         if cached is not None:
             return cached
         start = time.perf_counter()
@@ -77,26 +94,38 @@ class PreprocessCache:
         self._store(folder, result, fingerprint, manifest, case, root, config)
         if progress:
             print(f"preprocessed {case.id} in {time.perf_counter() - start:.1f} s", file=sys.stderr)
-        loaded = self._load(folder, fingerprint)
+        loaded = self._load(folder, fingerprint, channels)
         if loaded is None:  # another process replaced it with a different version meanwhile
             raise LesionsegError("cache entry changed while it was written; run again", folder)
         return loaded
 
-    def _load(self, folder: Path, fingerprint: str) -> PreprocessedCase | None:
+    def _load(
+        self, folder: Path, fingerprint: str, channels: int | None = None, warn: bool = True
+    ) -> PreprocessedCase | None:
+        """The valid entry in ``folder``, or None: missing or stale silently, damaged with a warning."""
+        damaged = _damaged if warn else (lambda folder, problem: None)
         try:
             source = json.loads((folder / "source.json").read_text())
-            if source.get("fingerprint") != fingerprint:
-                return None
+        except FileNotFoundError:
+            return None  # not computed yet
+        except (OSError, ValueError) as exc:
+            return damaged(folder, f"unreadable source.json ({_first_line(exc)})")
+        if not isinstance(source, dict) or source.get("fingerprint") != fingerprint:
+            return None  # input files or options changed: recompute
+        if source.get("format") != CACHE_FORMAT:
+            return None  # the older layout: recompute
+        try:
             record = PreprocessRecord.from_json((folder / "record.json").read_text(), folder / "record.json")
-            image = np.load(folder / "image.npy", mmap_mode="r")
-            mask = np.load(folder / "mask.npy", mmap_mode="r")
-            label_path = folder / "label.npy"
-            label = np.load(label_path, mmap_mode="r") if source.get("has_label") else None
-        except (OSError, ValueError, LesionsegError, json.JSONDecodeError):
-            return None  # missing or unreadable: recompute
-        if image.shape[1:] != tuple(record.shape) or mask.shape != tuple(record.shape):
-            return None
-        return PreprocessedCase(image, label, mask, record)
+            with np.load(folder / ARRAYS, allow_pickle=False) as data:
+                arrays = {name: data[name] for name in data.files}
+        except Exception as exc:  # noqa: BLE001  truncated zip, bad CRC, zero bytes, missing file...
+            return damaged(folder, f"unreadable ({_first_line(exc)})")
+        problem = _check_arrays(arrays, record, bool(source.get("has_label")), channels)
+        if problem:
+            return damaged(folder, problem)
+        for array in arrays.values():
+            array.setflags(write=False)
+        return PreprocessedCase(arrays["image"], arrays.get("label"), arrays["mask"], record)
 
     def _store(
         self,
@@ -114,13 +143,18 @@ class PreprocessCache:
             dump_config(config, parent / "config.json")
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", suffix=".tmp", dir=parent))
         try:
-            _save_npy(tmp / "image.npy", result.image)
-            _save_npy(tmp / "mask.npy", result.mask)
+            arrays = {
+                "image": np.ascontiguousarray(result.image, dtype=np.float32),
+                "mask": np.ascontiguousarray(result.mask, dtype=np.uint8),
+            }
             if result.label is not None:
-                _save_npy(tmp / "label.npy", result.label)
+                arrays["label"] = np.ascontiguousarray(result.label, dtype=np.uint8)
+            with atomic_output(tmp / ARRAYS) as path:
+                np.savez_compressed(path, **arrays)
             with atomic_output(tmp / "record.json") as path:
                 path.write_text(result.record.to_json())
             source = {
+                "format": CACHE_FORMAT,
                 "fingerprint": fingerprint,
                 "case": case.id,
                 "manifest": manifest.name,
@@ -134,9 +168,37 @@ class PreprocessCache:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    with atomic_output(path) as tmp:
-        np.save(tmp, np.ascontiguousarray(array))
+def _damaged(folder: Path, problem: str) -> None:
+    """Warn (one line on stderr) that the entry in ``folder`` is bad and will be rebuilt."""
+    log.warning("lesionseg: warning: %s: cache entry %s; rebuilding it", folder, problem)
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+
+
+def _check_arrays(
+    arrays: dict[str, np.ndarray], record: PreprocessRecord, has_label: bool, channels: int | None
+) -> str:
+    """'' when the arrays of an entry agree with its record and the manifest's channel count, else why not."""
+    shape = tuple(record.shape)
+    image, mask, label = arrays.get("image"), arrays.get("mask"), arrays.get("label")
+    if image is None or mask is None:
+        return "is incomplete (no image or mask)"
+    if image.dtype != np.float32 or image.ndim != 4 or image.shape[1:] != shape:
+        return f"has an image of {image.dtype} {image.shape}, expected float32 (C, {shape})"
+    if channels is not None and image.shape[0] != channels:
+        return f"has {image.shape[0]} image channel(s), the manifest {channels}"
+    if mask.dtype != np.uint8 or mask.shape != shape:
+        return f"has a mask of {mask.dtype} {mask.shape}, expected uint8 {shape}"
+    if has_label != (label is not None):
+        return "has no label" if has_label else "has an unexpected label"
+    if label is not None and (label.dtype != np.uint8 or label.shape != shape):
+        return f"has a label of {label.dtype} {label.shape}, expected uint8 {shape} like the image"
+    if not np.isfinite(image).all():
+        return "has non-finite image values"
+    return ""
 
 
 def _replace_dir(new: Path, final: Path) -> None:
