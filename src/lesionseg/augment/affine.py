@@ -25,7 +25,7 @@ class AffineParams:
 
 
 def sample_tscnn_params(rng: np.random.Generator) -> AffineParams:
-    """TS-CNN row E (NOTES.md, from the authors' code): random crop of 0-5 % of height and width (size
+    """TS-CNN row E, as the authors' public code augments: random crop of 0-5 % of height and width (size
     kept), horizontal flip with probability 0.5, rotation in [-10, 10] degrees, intensity x [0.8, 1.2]."""
     ch, cw = rng.uniform(0, 0.05, size=2)
     top, left = rng.uniform(0, 1, size=2)

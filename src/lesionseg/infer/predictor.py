@@ -97,8 +97,8 @@ class Predictor:
     ) -> None:
         """``optimize``: fold batch norms and fuse conv + ReLU (``optimize.py``); off gives the plain eager
         path the benchmark compares against. ``crop_to_brain`` runs the network on the brain's bounding box
-        only: about 25 % faster, but not exact (mask Dice 0.97 against the full slice on open_ms_data
-        patient07, benchmarks/bench_inference.py), so it is off by default."""
+        only: faster, but not exact (its mask against the full slice's: BENCHMARKS.md, "Speed: inference
+        on one whole case"), so it is off by default."""
         from lesionseg.infer.optimize import prepare_for_inference
 
         self.optimize, self.crop_to_brain = optimize, crop_to_brain

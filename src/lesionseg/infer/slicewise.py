@@ -41,8 +41,8 @@ def predict_volume(
     e.g. 16, inside the slice) and leaves 0 outside it. The preprocessed input is 0 outside the brain, but
     the crop is not exact: where the network's receptive field reaches past the window (the U-Nets here see
     the whole slice) it meets zero padding at the window's edge instead of the bias-driven activations the
-    full slice has over the empty background. Measured (benchmarks/bench_inference.py, bundled model,
-    open_ms_data patient07): the cropped mask differs from the full-slice one by Dice 0.98.
+    full slice has over the empty background. How far the cropped mask is from the full-slice one:
+    BENCHMARKS.md, "Speed: inference on one whole case" (benchmarks/bench_inference.py).
     """
     model.eval()
     depth = image.shape[-1]
