@@ -309,3 +309,16 @@ def test_overlay_rows_labelled_with_sides(tmp_path, monkeypatch) -> None:
     texts.clear()
     save_case_overlay(tmp_path / "p.png", image, ref, ref, affine=None, n_slices=2, image_name="FLAIR")
     assert "R" not in texts and "L" not in texts  # orientation unknown: no side markers
+
+
+def test_provenance_from_prediction_sidecar(tmp_path) -> None:
+    from lesionseg.report.evaluate import sidecar_provenance
+
+    pred = tmp_path / "case_mask.nii.gz"
+    assert sidecar_provenance(pred) == {}  # no sidecar
+    (tmp_path / "case_mask.json").write_text(json.dumps({"models": ["a.pt", "b.pt"], "threshold": 0.4}))
+    assert sidecar_provenance(pred) == {"model": "a.pt, b.pt", "threshold": 0.4}
+    (tmp_path / "case_mask.json").write_text(json.dumps({"model": "m.pt", "method": "wmh-dice", "x": 1}))
+    assert sidecar_provenance(pred) == {"model": "m.pt", "method": "wmh-dice"}
+    (tmp_path / "case_mask.json").write_text("{not json")
+    assert sidecar_provenance(pred) == {}

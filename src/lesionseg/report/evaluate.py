@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -167,6 +167,7 @@ def evaluate_cases(
         ref = read_input(job.ref, root, "label")
         pred = read_input(job.pred, root, "label")
         require_same_grid(ref, pred, "prediction")
+        ref, pred = binarised(ref, pred, labels)
         case_labels = check_label_values(ref, pred, labels)
         extra = {"fold": job.fold} if job.fold else {}
         case_rows = label_map_metrics(
@@ -208,8 +209,9 @@ def evaluate_cases(
 
 
 def sidecar_provenance(pred: Path) -> dict[str, object]:
-    """``model``, ``method`` and ``threshold`` from a prediction's JSON sidecar (``X.json`` beside
-    ``X.nii.gz``) when it has them; {} otherwise (no sidecar, unreadable, other keys)."""
+    """``model`` (or the ``models`` of an ensemble), ``method`` and ``threshold`` from a prediction's JSON
+    sidecar (``X.json`` beside ``X.nii.gz``, as predict and segment write it) when it has them; {} otherwise
+    (no sidecar, unreadable, other keys)."""
     sidecar = Path(pred).with_name(case_name(Path(pred)) + ".json")
     try:
         data = json.loads(sidecar.read_text())
@@ -217,9 +219,16 @@ def sidecar_provenance(pred: Path) -> dict[str, object]:
         return {}
     if not isinstance(data, dict):
         return {}
-    return {
-        k: data[k] for k in ("model", "method", "threshold") if isinstance(data.get(k), str | int | float)
-    }
+    found: dict[str, object] = {}
+    models = data.get("models")
+    if isinstance(data.get("model"), str):
+        found["model"] = data["model"]
+    elif isinstance(models, list) and models:
+        found["model"] = ", ".join(str(m) for m in models)  # an ensemble: every member
+    for key in ("method", "threshold"):
+        if isinstance(data.get(key), str | int | float):
+            found[key] = data[key]
+    return found
 
 
 def read_input(spec: Path | ImageSpec, root: Path | None, kind: str) -> Volume:
@@ -227,6 +236,19 @@ def read_input(spec: Path | ImageSpec, root: Path | None, kind: str) -> Volume:
     if isinstance(spec, ImageSpec):
         return read_spec(spec, root or Path("."), kind)
     return read_volume(spec, "label" if kind == "label" else "image")
+
+
+def binarised(ref: Volume, pred: Volume, labels: dict[str, int] | None) -> tuple[Volume, Volume]:
+    """For a binary task, both maps as 0/1 (non-zero = lesion, so a {0, 2} or {0, 255} reference is scored
+    as lesion). Binary: the manifest's labels are {0, 1}, or, without a manifest, neither map has more than
+    one non-zero value. Other tasks are returned unchanged."""
+    if labels is not None:
+        binary = set(labels.values()) <= {0, 1}
+    else:
+        binary = all(len(set(np.unique(v.array).tolist()) - {0}) <= 1 for v in (ref, pred))
+    if not binary:
+        return ref, pred
+    return tuple(replace(v, array=(v.array != 0).astype(np.uint8)) for v in (ref, pred))  # type: ignore[return-value]
 
 
 def check_label_values(ref: Volume, pred: Volume, labels: dict[str, int] | None) -> dict[str, int]:
