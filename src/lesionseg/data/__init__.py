@@ -1,1 +1,2 @@
-"""Manifests, subject-wise splits, 2D / 2.5D slicing, pixel samplers and the torch Dataset."""
+"""Manifests (and the layouts read into them), subject-wise splits, 2D / 2.5D slicing, labelled slices and
+pixel samplers; numpy only (the torch batches are built in ``train.samples``)."""

@@ -54,7 +54,7 @@ def focal_loss(
 
     FL = -alpha y (1-p)^gamma log(p + eps) - (1 - y)(1 - alpha) p^gamma log(1 - p + eps).
     alpha = 0.9 is the value TS-CNN section 3.2 reports for its focal-loss rows; the paper does not give
-    gamma: 1 is the value of the authors' code for the same construction (SBFL, see NOTES.md).
+    gamma: 1 is the value the authors' public code uses for the same construction (their SBFL).
     With eps = 0 this equals monai.losses.FocalLoss(gamma=gamma, alpha=alpha) on sigmoid outputs.
     """
     logits, target = binary_inputs(logits, target)
@@ -98,8 +98,8 @@ def self_balancing_focal_loss(
     [0.5, 0.9]; the loss is the mean over all pixels of beta SBFL1 + (1 - beta) SBFL0.
 
     Eq. 2 as printed multiplies by (1 - y_pred) and y_pred; the text ("focal loss of background and
-    foreground pixels") and the authors' code select pixels by the ground truth, which we follow
-    (NOTES.md). gamma = 1 and eps = 1e-7 are the authors' values. The sums are clamped at 0 (with eps a
+    foreground pixels") and the authors' public code select pixels by the ground truth, which we
+    follow. gamma = 1 and eps = 1e-7 are the authors' values. The sums are clamped at 0 (with eps a
     term can be ~1e-7 negative); if both are 0, beta = 0.5.
 
     detach_beta: False (the authors' code) lets gradients flow through beta; True treats beta as a
@@ -108,17 +108,11 @@ def self_balancing_focal_loss(
     1 - beta - 0.4 S1 (S0 - S1) / (S0 + S1)^2 (S = the sums): about 1.3 and 0.1 instead of 0.9 and 0.1
     while S0 >> S1, a somewhat stronger class weighting.
 
-    Default False, chosen by experiment: `python benchmarks/sbfl_beta_gradient.py` (residual U-Net width 8,
-    48 x 48 noise images with 1-4 blobs of radius 1-2 px, 1 % lesion pixels, batch 8, Adam 1e-3, 300 steps,
-    paired seeds; Dice pooled over 64 held-out images):
-      seeds 0-4 (the default run, benchmarks/results/sbfl_beta_gradient.md): Dice@0.5 through beta 0.337
-                  (sd 0.022), detached 0.318 (sd 0.037), through better in 3/5; best-threshold Dice 0.362 vs
-                  0.366.
-      seeds 30-37 (--seeds 8 --first-seed 30): Dice@0.5 0.340 vs 0.327, 4/8; best-threshold 0.365 vs 0.366.
-      seeds 5-9: 0.323 vs 0.350, 0/5; seeds 20-23 at 800 steps: 0.330 vs 0.348, 1/4.
-    Over all 22 paired runs the mean Dice@0.5 difference is 0.000 (through beta better in 8/22), and the
-    best-threshold Dice (detection quality apart from calibration) agrees within 0.004: no difference
-    beyond seed noise, so the default keeps the authors' behaviour.
+    Default False, chosen by experiment: `python benchmarks/sbfl_beta_gradient.py` trains a small residual
+    U-Net on noise images with small blobs both ways over paired seeds (with ``--seeds`` / ``--first-seed``
+    for more). The difference stayed within seed noise, in either direction depending on the seeds, so the
+    default keeps the authors' behaviour; the figures are in BENCHMARKS.md, "SBFL: should the gradient
+    flow through beta?".
     """
     logits, target = binary_inputs(logits, target)
     sbfl1, sbfl0 = focal_terms(logits, target, gamma, eps)

@@ -1,4 +1,5 @@
-"""Tables, plots, overlays and the HTML report; takes plain data (lists of dicts, paths); no torch.
+"""Tables, plots, overlays and the HTML report; no torch. Most functions take rows (lists of dicts) and
+arrays; ``report.evaluate`` also reads the manifest, the split and the mask files it scores.
 
 Reuse from training / cross-validation code:
 
