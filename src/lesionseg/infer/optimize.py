@@ -9,8 +9,8 @@ folding) by one oneDNN convolution with the ReLU as a post-op (``torch.ops.mkldn
 the kernel torch.compile's CPU backend emits for the same pattern): the activation is rectified while it is
 still in cache instead of in a second pass over memory. It helps most under bf16 autocast, where the
 stand-alone bf16 ReLU is slow (figures: BENCHMARKS.md, "Speed: networks against MONAI's UNet and the
-machine's peak", and benchmarks/bench_inference.py). The result is the same convolution then ReLU (bitwise equal in our tests). The fused module
-is used only where that kernel exists and passes a self-check on this machine; otherwise the model keeps
+machine's peak", and benchmarks/bench_inference.py). The result is the same convolution then ReLU
+(bitwise equal in our tests). The fused module is used only where that kernel exists and passes a self-check on this machine; otherwise the model keeps
 its Conv2d and ReLU.
 """
 
