@@ -10,8 +10,8 @@ the kernel torch.compile's CPU backend emits for the same pattern): the activati
 still in cache instead of in a second pass over memory. It helps most under bf16 autocast, where the
 stand-alone bf16 ReLU is slow (figures: BENCHMARKS.md, "Speed: networks against MONAI's UNet and the
 machine's peak", and benchmarks/bench_inference.py). The result is the same convolution then ReLU
-(bitwise equal in our tests). The fused module is used only where that kernel exists and passes a self-check on this machine; otherwise the model keeps
-its Conv2d and ReLU.
+(bitwise equal in our tests). The fused module is used only where that kernel exists and passes a
+self-check on this machine; otherwise the model keeps its Conv2d and ReLU.
 """
 
 from __future__ import annotations
