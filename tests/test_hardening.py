@@ -453,3 +453,42 @@ def test_cache_stores_lossless_compressed_entries(phantom_dir: Path, tmp_path: P
     assert (folder / "arrays.npz").stat().st_size < plain / 3
     with np.load(folder / "arrays.npz") as data:
         assert data["image"].dtype == np.float32 and np.array_equal(data["image"], first.image)
+
+
+# ------------------------------------------------------------------------------------------ {0, 2} references
+@pytest.mark.parametrize("value", [2, 255])
+def test_reference_with_another_lesion_value_is_scored_as_lesion(
+    tmp_path: Path, capsys: pytest.CaptureFixture, value: int
+) -> None:
+    from lesionseg.report import read_metrics_csv
+
+    mask = np.zeros((12, 12, 6), np.uint8)
+    mask[3:8, 4:9, 1:4] = 1
+    affine = np.diag([1.0, 1.0, 2.0, 1.0])
+    pred = write_volume(Volume(mask, affine, "label"), tmp_path / "pred.nii.gz")
+    ref = write_volume(Volume(mask * value, affine, "label"), tmp_path / "ref.nii.gz")
+    out = tmp_path / "eval"
+    assert (
+        main(["evaluate", "--pred", str(pred), "--ref", str(ref), "--out", str(out), "--overlay-slices", "0"])
+        == 0
+    )
+    assert "DSC 1.0000" in capsys.readouterr().out
+    rows = read_metrics_csv(out / "metrics.csv")
+    assert [(r["label"], r["dsc"]) for r in rows] == [("lesion", 1.0)]
+
+
+def test_multi_label_reference_is_not_binarised(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    ref_array = np.zeros((12, 12, 6), np.uint8)
+    ref_array[2:5, 2:5, 1:3], ref_array[7:10, 7:10, 2:5] = 1, 2
+    affine = np.diag([1.0, 1.0, 2.0, 1.0])
+    pred = write_volume(Volume((ref_array > 0).astype(np.uint8), affine, "label"), tmp_path / "p.nii.gz")
+    ref = write_volume(Volume(ref_array, affine, "label"), tmp_path / "r.nii.gz")
+    out = tmp_path / "eval"
+    assert (
+        main(["evaluate", "--pred", str(pred), "--ref", str(ref), "--out", str(out), "--overlay-slices", "0"])
+        == 0
+    )
+    from lesionseg.report import read_metrics_csv
+
+    labels = {r["label"]: r["dsc"] for r in read_metrics_csv(out / "metrics.csv")}
+    assert labels["label_2"] == 0.0 and 0.0 < labels["label_1"] < 1.0

@@ -248,7 +248,8 @@ def binarised(ref: Volume, pred: Volume, labels: dict[str, int] | None) -> tuple
         binary = all(len(set(np.unique(v.array).tolist()) - {0}) <= 1 for v in (ref, pred))
     if not binary:
         return ref, pred
-    return tuple(replace(v, array=(v.array != 0).astype(np.uint8)) for v in (ref, pred))  # type: ignore[return-value]
+    ref = replace(ref, array=(ref.array != 0).astype(np.uint8))
+    return ref, replace(pred, array=(pred.array != 0).astype(np.uint8))
 
 
 def check_label_values(ref: Volume, pred: Volume, labels: dict[str, int] | None) -> dict[str, int]:
