@@ -1,6 +1,7 @@
 """``lesionseg dataset``: inspect and validate datasets described by manifests.
 
-- ``dataset check MANIFEST --root DIR [--json OUT]``: read every case, print a per-case table and a totals
+- ``dataset check MANIFEST --root DIR [--json OUT]`` (MANIFEST may be an nnU-Net v2 raw dataset folder, whose
+  root defaults to itself): read every case, print a per-case table and a totals
   line on stdout, one line per failing case on stderr; exit 1 if any case failed.
 - ``dataset list``: the built-in manifests (for the sets in ../shared/data).
 """
@@ -11,14 +12,23 @@ import argparse
 import json
 import sys
 
+from lesionseg.errors import LesionsegError
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("dataset", help="validate and summarise a dataset manifest")
     commands = parser.add_subparsers(dest="dataset_command", metavar="ACTION", required=True)
 
     check = commands.add_parser("check", help="read every case, check grids and labels, summarise lesions")
-    check.add_argument("manifest", help="manifest JSON file, folder holding manifest.json, or built-in name")
-    check.add_argument("--root", required=True, help="data folder the manifest's paths are relative to")
+    check.add_argument(
+        "manifest",
+        help="manifest JSON file, folder holding manifest.json, nnU-Net v2 raw dataset folder, or a "
+        "built-in name",
+    )
+    check.add_argument(
+        "--root",
+        help="data folder the manifest's paths are relative to (default for an nnU-Net folder: that folder)",
+    )
     check.add_argument("--json", dest="json_out", default=None, help="also write the summary as JSON here")
     check.set_defaults(func=run_check)
 
@@ -27,11 +37,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from lesionseg.data.check import check_dataset, format_report
+    from lesionseg.data.layouts import is_nnunet_raw
     from lesionseg.data.manifest import load_manifest
     from lesionseg.io import atomic_output
 
     manifest = load_manifest(args.manifest)
+    if args.root is None:
+        if not is_nnunet_raw(Path(args.manifest)):
+            raise LesionsegError("--root is required (the folder the manifest's paths are relative to)")
+        args.root = args.manifest
     report = check_dataset(manifest, args.root)
     print(f"{manifest.name}: {len(manifest.cases)} case(s) under {args.root}")
     for line in format_report(report):

@@ -50,7 +50,9 @@ def nnunet_manifest_dict(folder: Path) -> dict:
         raise LesionsegError(f"cannot read nnU-Net dataset.json ({exc})", path) from exc
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise LesionsegError(f"malformed nnU-Net dataset.json ({type(exc).__name__}: {exc})", path) from exc
-    if not isinstance(labels, dict) or not all(isinstance(v, int) for v in labels.values()):
+    if not isinstance(labels, dict):
+        raise LesionsegError("malformed nnU-Net dataset.json ('labels' must map names to values)", path)
+    if not all(isinstance(v, int) for v in labels.values()):
         raise LesionsegError(
             "nnU-Net region-based labels (lists) are not supported; give integer labels", path
         )
