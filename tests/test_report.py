@@ -208,8 +208,11 @@ def test_cv_report_escapes_label_and_case_names(tmp_path) -> None:
     write_metrics_csv(tmp_path / "subjects.csv", subject_rows)
     summary = summarize(rows) | {"method": EVIL, "dataset": EVIL, "subjects": summarize(subject_rows)}
     (tmp_path / "summary.json").write_text(json.dumps(summary, default=float))
+    curve = save_box_plots(tmp_path / "fold_0" / "wmh-dice" / "loss_curve.png", rows, ["dsc"])  # any PNG
     page = write_cv_report(tmp_path).read_text()
     assert_escaped(page)
+    assert f'src="{curve.relative_to(tmp_path).as_posix()}"' in page and "<h2>Training curves</h2>" in page
+    assert "<dt>method</dt><dd>&lt;script&gt;alert(1)&lt;/script&gt;</dd>" in page
     # the per-subject section (once raw HTML built by hand) holds the label name as a heading, escaped
     assert "<h3>&lt;script&gt;alert(1)&lt;/script&gt;</h3>" in page
     assert "Hausdorff Distance (mm)" in page

@@ -123,9 +123,11 @@ def _num(value: object) -> object:
 
 
 def tscnn_table_markdown(fold_summary: Mapping, label: str = "") -> str:
-    """TS-CNN Table 1 layout as markdown, with a note on undefined Hausdorff distances."""
+    """TS-CNN Table 1 layout as markdown (the paper's column names), with the distance unit and a note on
+    undefined Hausdorff distances."""
     header, body = tscnn_table_rows(fold_summary)
     text = (f"**{label}**\n\n" if label else "") + markdown_table(header, body)
+    text += "\nHausdorff Distance in mm (from the voxel spacing).\n"
     undefined = fold_summary.get("n_undefined", {})
     notes = [f"{TSCNN_COLUMNS[m]}: {n} undefined" for m, n in undefined.items() if n and m in TSCNN_COLUMNS]
     if notes:
