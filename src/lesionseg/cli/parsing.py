@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 import textwrap
 
 # Rows are wrapped to the terminal (hanging at the text column) by HelpFormatter.
@@ -148,10 +147,6 @@ def resolve_deprecated(args: argparse.Namespace, dest: str, option: str) -> None
     if old is not None and getattr(args, dest) is not None:
         raise LesionsegError(f"give {option} once (the positional spelling is deprecated)")
     if old is not None:
-        setattr(args, dest, old)
-        print(
-            f"lesionseg: note: the positional {dest.upper()} is deprecated; write {option} {old}",
-            file=sys.stderr,
-        )
+        setattr(args, dest, old)  # the deprecation is noted in --help; stderr stays for errors
     if getattr(args, dest) is None:
         raise LesionsegError(f"{option} is required")
