@@ -1,8 +1,8 @@
 """Random 2D transforms: a parameter sampler per paper plus one deterministic twin that applies them.
 
 Every augmentation is ``apply_affine_2d(image, label, params)`` with ``params`` drawn by
-``sample_tscnn_params`` (TS-CNN row E, as the authors' code) or ``sample_wmh_params`` (WMH thesis section 2.3), so it
-can be logged and replayed (TorchIO's habit). Labels are resampled with nearest neighbour only, so no
+``sample_tscnn_params`` (TS-CNN row E, as the authors' code) or ``sample_wmh_params`` (WMH thesis
+section 2.3), so it can be logged and replayed (TorchIO's habit). Labels are resampled with nearest neighbour only, so no
 label value is ever invented.
 """
 

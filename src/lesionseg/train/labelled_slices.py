@@ -1,6 +1,6 @@
 """Cross-validation of cases with ``label_slices`` (TS-CNN's labelled slice with its unlabelled neighbours,
-as the authors published them): predict only the labelled slices, score each as a 2D map with the in-plane spacing, and draw an
-overlay per labelled slice in the TS-CNN Figure 3 colours."""
+as the authors published them): predict only the labelled slices, score each as a 2D map with the in-plane
+spacing, and draw an overlay per labelled slice in the TS-CNN Figure 3 colours."""
 
 from __future__ import annotations
 
