@@ -2,8 +2,8 @@
 
 Every augmentation is ``apply_affine_2d(image, label, params)`` with ``params`` drawn by
 ``sample_tscnn_params`` (TS-CNN row E, as the authors' code) or ``sample_wmh_params`` (WMH thesis
-section 2.3), so it can be logged and replayed (TorchIO's habit). Labels are resampled with nearest neighbour only, so no
-label value is ever invented.
+section 2.3), so it can be logged and replayed (TorchIO's habit). Labels are resampled with nearest
+neighbour only, so no label value is ever invented.
 """
 
 from lesionseg.augment.affine import AffineParams, apply_affine_2d, sample_tscnn_params, sample_wmh_params
