@@ -125,3 +125,17 @@ def test_export_without_onnx_is_one_line_naming_the_extra(tmp_path, monkeypatch,
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert "onnx" in err and 'pip install "lesionseg[export]"' in err
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_phantom_takes_out_like_the_other_verbs(tmp_path, capsys) -> None:
+    out = tmp_path / "ph"
+    argv = ["--cases", "1", "--shape", "24", "24", "8"]
+    assert main(["phantom", "--out", str(out), *argv]) == 0
+    assert (out / "manifest.json").is_file()
+    assert main(["phantom", str(tmp_path / "old"), *argv]) == 0  # the deprecated spelling still works
+    assert (tmp_path / "old" / "manifest.json").is_file()
+    capsys.readouterr()
+    assert main(["phantom", str(tmp_path / "a"), "--out", str(tmp_path / "b"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert "give --out once" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

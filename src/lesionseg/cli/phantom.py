@@ -1,8 +1,10 @@
-"""``lesionseg phantom OUT --cases N``: write a procedural FLAIR/T1 phantom dataset with its manifest."""
+"""``lesionseg phantom --out OUT --cases N``: a procedural FLAIR/T1 phantom dataset with its manifest."""
 
 from __future__ import annotations
 
 import argparse
+
+from lesionseg.cli.parsing import deprecated_positional, resolve_deprecated
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,7 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "to OUT). Deterministic for a given seed, shape and spacing. Nothing is left behind on failure."
         ),
     )
-    parser.add_argument("out", help="output folder (must not exist or be empty, unless --overwrite)")
+    deprecated_positional(
+        parser, "out", "--out", "OUT", "output folder (must not exist or be empty, unless --overwrite)"
+    )
     parser.add_argument("--cases", type=int, default=8, help="number of cases, one subject each (default 8)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument(
@@ -41,6 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from lesionseg.phantom import write_phantom_dataset
+
+    resolve_deprecated(args, "out", "--out")
 
     manifest = write_phantom_dataset(
         args.out, args.cases, seed=args.seed, shape=args.shape, spacing=args.spacing, overwrite=args.overwrite
