@@ -3,6 +3,10 @@ back (transform recovered to under a millimetre in the brain, brain masks overla
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import nibabel as nib
 import numpy as np
 import pytest
 
@@ -77,3 +81,21 @@ def test_registration_recovers_a_known_rigid_transform(moved: dict) -> None:
     before = dice(sitk.GetArrayFromImage(identity).transpose(2, 1, 0) > 0.5, ref)
     print(f"max error {np.max(errors):.2f} mm, brain Dice {before:.3f} -> {after:.3f}")
     assert after > 0.97 and before < 0.93, (before, after)
+
+
+def test_segment_registers_a_t1_on_another_grid_and_records_it(moved: dict, tmp_path: Path) -> None:
+    from lesionseg.cli.main import main
+    from lesionseg.io import write_volume
+
+    case = moved["case"]
+    write_volume(case.flair, tmp_path / "flair.nii.gz")
+    write_volume(moved["t1"], tmp_path / "t1.nii.gz")
+    out = tmp_path / "mask.nii.gz"
+    base = ["segment", str(tmp_path / "flair.nii.gz"), str(tmp_path / "t1.nii.gz"), "-o", str(out)]
+    assert main([*base, "--no-register"]) == 2  # grids differ and registration is off: refused
+    assert main(base) == 0
+    mask, flair = nib.load(out), nib.load(tmp_path / "flair.nii.gz")
+    assert mask.shape == flair.shape and np.allclose(mask.affine, flair.affine)
+    steps = json.loads((tmp_path / "mask.json").read_text())["steps"]
+    register = [s for s in steps if s["step"] == "register"]
+    assert len(register) == 1 and register[0]["channel"] == "T1" and len(register[0]["translation_mm"]) == 3
