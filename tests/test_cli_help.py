@@ -129,7 +129,7 @@ def test_export_without_onnx_is_one_line_naming_the_extra(tmp_path, monkeypatch,
 
 def test_phantom_takes_out_like_the_other_verbs(tmp_path, capsys) -> None:
     out = tmp_path / "ph"
-    argv = ["--cases", "1", "--shape", "24", "24", "8"]
+    argv = ["--cases", "1", "--shape", "24", "24", "12"]
     assert main(["phantom", "--out", str(out), *argv]) == 0
     assert (out / "manifest.json").is_file()
     assert main(["phantom", str(tmp_path / "old"), *argv]) == 0  # the deprecated spelling still works
