@@ -204,6 +204,7 @@ def manifest_from_dict(raw: dict, path: Path | None = None) -> Manifest:
                     label_slices=_parse_label_slices(rc.get("label_slices"), f"case {i}"),
                 )
             )
+        regions = {str(k): [int(x) for x in v] for k, v in raw.get("regions", {}).items()}
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise LesionsegError(f"malformed manifest ({type(exc).__name__}: {exc})", path) from exc
     except LesionsegError as exc:  # a bad image spec: name the manifest file
@@ -216,7 +217,7 @@ def manifest_from_dict(raw: dict, path: Path | None = None) -> Manifest:
         channel_names=channels,
         labels=labels,
         cases=cases,
-        regions={str(k): [int(x) for x in v] for k, v in raw.get("regions", {}).items()},
+        regions=regions,
         description=str(raw.get("description", "")),
         licence=str(raw.get("licence", "")),
         spacing_note=str(raw.get("spacing_note", "")),

@@ -1,0 +1,193 @@
+"""Fuzzing (issue 15): malformed NIfTI headers and manifest JSON give a LesionsegError (one line naming the
+file) or a valid result, never another exception. Readers and the manifest loader run in-process."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import tempfile
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lesionseg.data.manifest import load_manifest
+from lesionseg.errors import LesionsegError
+from lesionseg.io import read_volume
+
+FUZZ = settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _valid_nifti() -> bytes:
+    image = nib.Nifti1Image(np.arange(4 * 5 * 3, dtype=np.float32).reshape(4, 5, 3), np.diag([1, 1, 2, 1.0]))
+    return image.to_bytes()
+
+
+VALID_NIFTI = _valid_nifti()
+
+# (offset, struct format) of the NIfTI-1 header fields a reader trusts
+HEADER_FIELDS = {
+    "sizeof_hdr": (0, "<i"),
+    "dim": (40, "<8h"),
+    "datatype": (70, "<h"),
+    "bitpix": (72, "<h"),
+    "pixdim": (76, "<8f"),
+    "vox_offset": (108, "<f"),
+    "scl_slope": (112, "<f"),
+    "scl_inter": (116, "<f"),
+    "qform_code": (252, "<h"),
+    "sform_code": (254, "<h"),
+    "quatern": (256, "<6f"),
+    "srow": (280, "<12f"),
+}
+floats = st.floats(allow_nan=True, allow_infinity=True, width=32)
+int16 = st.integers(-(2**15), 2**15 - 1)
+
+
+def field_values(name: str) -> st.SearchStrategy:
+    fmt = HEADER_FIELDS[name][1]
+    count = int(fmt[1:-1] or 1)
+    element = (
+        floats if fmt.endswith("f") else (st.integers(-(2**31), 2**31 - 1) if fmt.endswith("i") else int16)
+    )
+    if name == "dim":  # mostly plausible dimensions, sometimes huge or negative
+        element = st.one_of(st.integers(-2, 8), st.sampled_from([0, 1, 2, 3, 4, 7, 1024, 32767]), int16)
+    if name == "datatype":
+        element = st.one_of(
+            st.sampled_from([0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 768, 1024, 2304]), int16
+        )
+    return st.lists(element, min_size=count, max_size=count)
+
+
+header_edits = st.dictionaries(st.sampled_from(sorted(HEADER_FIELDS)), st.none(), min_size=1).flatmap(
+    lambda chosen: st.fixed_dictionaries({name: field_values(name) for name in chosen})
+)
+
+
+def _read(data: bytes, suffix: str, kind: str) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"fuzz{suffix}"
+        path.write_bytes(data)
+        previous = os.environ.get("LESIONSEG_MAX_VOXELS")
+        os.environ["LESIONSEG_MAX_VOXELS"] = str(2_000_000)  # keep a lying header from allocating GiBs
+        try:
+            volume = read_volume(path, kind)
+        except LesionsegError as exc:
+            assert "\n" not in str(exc) and str(path) in str(exc)
+            return
+        finally:
+            if previous is None:
+                os.environ.pop("LESIONSEG_MAX_VOXELS", None)
+            else:
+                os.environ["LESIONSEG_MAX_VOXELS"] = previous
+        assert volume.array.ndim == 3 and volume.affine.shape == (4, 4)
+
+
+@FUZZ
+@given(edits=header_edits, kind=st.sampled_from(["image", "label"]), gz=st.booleans())
+def test_fuzzed_nifti_header_fields(edits: dict[str, list], kind: str, gz: bool) -> None:
+    data = bytearray(VALID_NIFTI)
+    for name, values in edits.items():
+        offset, fmt = HEADER_FIELDS[name]
+        struct.pack_into(fmt, data, offset, *values)
+    payload = bytes(data)
+    if gz:
+        import gzip
+
+        payload = gzip.compress(payload)
+    _read(payload, ".nii.gz" if gz else ".nii", kind)
+
+
+@FUZZ
+@given(
+    flips=st.lists(st.tuples(st.integers(0, len(VALID_NIFTI) - 1), st.integers(0, 255)), max_size=12),
+    cut=st.one_of(st.none(), st.integers(0, len(VALID_NIFTI))),
+)
+def test_fuzzed_nifti_bytes_and_truncation(flips: list[tuple[int, int]], cut: int | None) -> None:
+    data = bytearray(VALID_NIFTI)
+    for index, value in flips:
+        data[index] = value
+    _read(bytes(data[:cut]) if cut is not None else bytes(data), ".nii", "image")
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+
+VALID_MANIFEST = {
+    "name": "fuzz",
+    "channel_names": ["FLAIR", "T1"],
+    "labels": {"background": 0, "lesion": 1},
+    "regions": {},
+    "cases": [
+        {
+            "id": "a",
+            "subject": "s1",
+            "images": {"FLAIR": "a/FLAIR.nii.gz", "T1": "a/T1.nii.gz"},
+            "label": "a/label.nii.gz",
+            "mask": None,
+        }
+    ],
+}
+MANIFEST_PATHS = [
+    ("name",),
+    ("channel_names",),
+    ("labels",),
+    ("labels", "lesion"),
+    ("regions",),
+    ("cases",),
+    ("cases", 0),
+    ("cases", 0, "id"),
+    ("cases", 0, "subject"),
+    ("cases", 0, "images"),
+    ("cases", 0, "images", "FLAIR"),
+    ("cases", 0, "label"),
+    ("cases", 0, "mask"),
+]
+
+
+def _load(text: str) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "manifest.json"
+        path.write_text(text)
+        try:
+            manifest = load_manifest(path)
+        except LesionsegError as exc:
+            assert "\n" not in str(exc)
+            return
+        assert isinstance(manifest.cases, list) and isinstance(manifest.channel_names, list)
+
+
+@FUZZ
+@given(edits=st.lists(st.tuples(st.sampled_from(MANIFEST_PATHS), st.booleans(), json_values), max_size=4))
+def test_fuzzed_manifest_fields(edits: list[tuple[tuple, bool, object]]) -> None:
+    raw = json.loads(json.dumps(VALID_MANIFEST))
+    for path, delete, value in edits:
+        parent = raw
+        try:
+            for key in path[:-1]:
+                parent = parent[key]
+            if delete:
+                del parent[path[-1]]
+            else:
+                parent[path[-1]] = value
+        except (KeyError, IndexError, TypeError):
+            continue  # an earlier edit removed or replaced the parent
+    _load(json.dumps(raw))
+
+
+@FUZZ
+@given(value=json_values)
+def test_fuzzed_manifest_documents(value: object) -> None:
+    _load(json.dumps(value))
+
+
+@FUZZ
+@given(text=st.text(max_size=200))
+def test_fuzzed_manifest_text(text: str) -> None:
+    _load(text)
