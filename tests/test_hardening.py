@@ -377,8 +377,8 @@ def test_interrupted_write_leaves_no_temporary_file(
 # ------------------------------------------------------------------------------------------ cache
 def _cache_entry(phantom_dir: Path, tmp_path: Path):  # noqa: ANN202
     from lesionseg.config.preprocess import PreprocessConfig
+    from lesionseg.data.cache import PreprocessCache
     from lesionseg.data.manifest import load_manifest
-    from lesionseg.preprocess import PreprocessCache
 
     manifest = load_manifest(phantom_dir / "manifest.json")
     cache, config = PreprocessCache(tmp_path / "cache"), PreprocessConfig(target_size=(64, 64))
@@ -492,3 +492,28 @@ def test_multi_label_reference_is_not_binarised(tmp_path: Path, capsys: pytest.C
 
     labels = {r["label"]: r["dsc"] for r in read_metrics_csv(out / "metrics.csv")}
     assert labels["label_2"] == 0.0 and 0.0 < labels["label_1"] < 1.0
+
+
+@pytest.mark.parametrize("method", ["tscnn-sbfl", "wmh-dice"])
+def test_train_reuses_the_cache_that_preprocess_built(
+    phantom_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, method: str
+) -> None:
+    """Issue 16 item 5: same configuration -> same cache key, so `train --cache DIR` computes nothing."""
+    import lesionseg.data.cache as cache_module
+    from lesionseg.config.train import resolve_train_config
+    from lesionseg.data.cache import PreprocessCache
+    from lesionseg.data.manifest import load_manifest
+    from lesionseg.train.run import preprocessed_cases
+
+    out = tmp_path / "cache"
+    argv = ["preprocess", "--manifest", str(phantom_dir), "--root", str(phantom_dir), "--out", str(out)]
+    assert main([*argv, "--set", "target_size=64,64"]) == 0
+    cfg = resolve_train_config(method, "cpu", overrides=["preprocess.target_size=[64,64]"])
+
+    def recompute(*args: object) -> None:
+        raise AssertionError("train recomputed a case that preprocess had cached")
+
+    monkeypatch.setattr(cache_module, "preprocess_case", recompute)
+    manifest = load_manifest(phantom_dir / "manifest.json")
+    cases = preprocessed_cases(manifest, phantom_dir, manifest.subjects, cfg, PreprocessCache(out))
+    assert len(cases) == len(manifest.cases) and all(c.image.dtype == np.float32 for c in cases)
