@@ -19,8 +19,9 @@ import numpy as np
 from _timing import record_stdout, result_path
 
 from lesionseg.config.preprocess import PreprocessConfig
+from lesionseg.data.cache import preprocess_case
 from lesionseg.data.manifest import LoadedCase, load_case, manifest_from_dict
-from lesionseg.preprocess import invert, preprocess_case
+from lesionseg.preprocess import invert
 
 CASE = "open_ms_data/cross_sectional/MNI/patient07/"
 MANIFEST = {

@@ -151,9 +151,9 @@ def speed_table(args: argparse.Namespace) -> str:
 def accuracy_check(args: argparse.Namespace) -> tuple[str, list[str]]:
     """fp32 vs bf16 training of the same tiny model on the phantom, same seed (plus fp32 with seed 1)."""
     from lesionseg.config.train import resolve_train_config
+    from lesionseg.data.cache import PreprocessCache
     from lesionseg.data.manifest import load_manifest
     from lesionseg.phantom import write_phantom_dataset
-    from lesionseg.preprocess import PreprocessCache
     from lesionseg.train.run import train_model
 
     runs = [("fp32, seed 0", False, 0), ("bf16, seed 0", True, 0)]

@@ -99,8 +99,8 @@ def single_thread() -> None:
 def run_one_setup(seed: int, args: argparse.Namespace, root: Path, runs: Path) -> None:
     """The split file of ``seed`` and the preprocessed cases (shared by every row)."""
     from lesionseg.config.train import resolve_train_config
+    from lesionseg.data.cache import PreprocessCache
     from lesionseg.data.manifest import load_manifest
-    from lesionseg.preprocess import PreprocessCache
 
     splits_file = runs / f"splits_seed{seed}.json"
     if not splits_file.exists():

@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 
 from lesionseg.config.train import resolve_train_config
+from lesionseg.data.cache import PreprocessCache
 from lesionseg.data.manifest import load_manifest
-from lesionseg.preprocess import PreprocessCache
 from lesionseg.nets.checkpoint import load_checkpoint, save_checkpoint
 from lesionseg.train.cv import run_cross_validation
 from lesionseg.train.run import train_model

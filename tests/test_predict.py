@@ -12,8 +12,8 @@ import pytest
 
 from lesionseg.cli.main import main
 from lesionseg.config.train import resolve_train_config
+from lesionseg.data.cache import PreprocessCache
 from lesionseg.data.manifest import load_manifest
-from lesionseg.preprocess import PreprocessCache
 from lesionseg.train.run import train_model
 
 

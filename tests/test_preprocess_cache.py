@@ -9,13 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import lesionseg.preprocess.cache as cache_module
+import lesionseg.data.cache as cache_module
 from lesionseg.cli.main import main
 from lesionseg.config import load_config
 from lesionseg.config.preprocess import PreprocessConfig
+from lesionseg.data.cache import PreprocessCache
 from lesionseg.data.manifest import manifest_from_dict, save_manifest
 from lesionseg.io import Volume, read_volume, write_volume
-from lesionseg.preprocess import PreprocessCache, invert
+from lesionseg.preprocess import invert
 
 SMALL = PreprocessConfig(target_size=(40, 40), crop_margin=(2, 2, 1))
 

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from lesionseg.config.preprocess import PreprocessConfig
+from lesionseg.data.cache import preprocess_case
 from lesionseg.data.manifest import load_case, manifest_from_dict
-from lesionseg.preprocess import PreprocessRecord, invert, preprocess_case
+from lesionseg.preprocess import PreprocessRecord, invert
 
 DATA = Path(os.environ.get("LESIONSEG_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 OMS = "open_ms_data/cross_sectional/MNI/patient07/"

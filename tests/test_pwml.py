@@ -13,6 +13,7 @@ from PIL import Image
 
 from lesionseg.config.preprocess import PreprocessConfig
 from lesionseg.config.train import TrainConfig
+from lesionseg.data.cache import preprocess_case
 from lesionseg.data.label_slices import labelled_slices
 from lesionseg.data.manifest import Case, load_case, load_manifest, manifest_from_dict
 from lesionseg.data.slicing import extract_slice
@@ -20,7 +21,7 @@ from lesionseg.errors import LesionsegError
 from lesionseg.io import Volume, read_slice_stack
 from lesionseg.metrics import label_map_metrics
 from lesionseg.metrics.pooled import pooled_metrics
-from lesionseg.preprocess import preprocess_case, preprocess_volumes
+from lesionseg.preprocess import preprocess_volumes
 from lesionseg.report.cv_report import display_slice
 from lesionseg.train.samples import SliceBatcher
 from lesionseg.train.trainer import validation_slices

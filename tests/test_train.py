@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from lesionseg.config.train import METHOD_PRESETS, TrainConfig, resolve_train_config
+from lesionseg.data.cache import PreprocessCache
 from lesionseg.data.manifest import load_manifest
 from lesionseg.errors import LesionsegError
-from lesionseg.preprocess import PreprocessCache
 from lesionseg.nets.checkpoint import load_checkpoint
 from lesionseg.train.run import train_model
 from lesionseg.train.trainer import learning_rate

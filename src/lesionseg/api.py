@@ -129,8 +129,8 @@ def train(
     True
     """
     from lesionseg.config.train import resolve_train_config
+    from lesionseg.data.cache import PreprocessCache
     from lesionseg.data.manifest import load_manifest
-    from lesionseg.preprocess import PreprocessCache
     from lesionseg.train.run import train_model
 
     cfg = resolve_train_config(method, profile, overrides=list(overrides))

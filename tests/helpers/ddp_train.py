@@ -10,8 +10,8 @@ from pathlib import Path
 import torch
 
 from lesionseg.config.train import resolve_train_config
+from lesionseg.data.cache import PreprocessCache
 from lesionseg.data.manifest import load_manifest
-from lesionseg.preprocess import PreprocessCache
 from lesionseg.train import distributed
 from lesionseg.train.run import preprocessed_cases
 from lesionseg.train.trainer import Trainer

@@ -48,13 +48,13 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     from lesionseg.config.train import resolve_train_config
+    from lesionseg.data.cache import PreprocessCache
     from lesionseg.data.check import check_dataset, format_report
     from lesionseg.data.manifest import load_case, load_manifest
     from lesionseg.errors import LesionsegError
     from lesionseg.infer.predictor import Predictor, load_members
     from lesionseg.io import write_volume
     from lesionseg.phantom import write_phantom_dataset
-    from lesionseg.preprocess import PreprocessCache
     from lesionseg.report.evaluate import evaluate_folder
     from lesionseg.train.run import train_model
 

@@ -46,9 +46,9 @@ def run(args: argparse.Namespace) -> int:
 
     from lesionseg.config import apply_overrides, dump_config, load_config
     from lesionseg.config.preprocess import PreprocessConfig, preprocess_preset
+    from lesionseg.data.cache import PreprocessCache
     from lesionseg.data.manifest import load_manifest
     from lesionseg.errors import LesionsegError
-    from lesionseg.preprocess import PreprocessCache
 
     resolve_deprecated(args, "manifest", "--manifest")
     if args.config is not None:

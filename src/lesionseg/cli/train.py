@@ -25,10 +25,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from lesionseg.data.cache import PreprocessCache
     from lesionseg.data.manifest import load_manifest
     from lesionseg.data.splits import load_splits, make_splits
     from lesionseg.errors import LesionsegError
-    from lesionseg.preprocess import PreprocessCache
     from lesionseg.train import distributed
     from lesionseg.train.run import train_model
 

@@ -1,4 +1,4 @@
-"""Deterministic preprocessing with an exact inverse, and its on-disk cache.
+"""Deterministic preprocessing of Volumes with an exact inverse (the cache of manifest cases: ``data.cache``).
 
 Steps (each optional, see ``lesionseg.config.preprocess.PreprocessConfig``): reorient to canonical RAS,
 resample, brain mask, N4, z-score, crop to the brain and pad in-plane. ``invert`` maps any array on the
@@ -6,23 +6,19 @@ preprocessed grid back onto the case's original grid; it is exact (bitwise for l
 case was resampled or resized in-plane (``record.exact``). numpy + SimpleITK/nibabel maths; no torch.
 """
 
-from lesionseg.preprocess.cache import PreprocessCache
 from lesionseg.preprocess.pipeline import (
     PreprocessedCase,
     apply_geometry,
     invert,
-    preprocess_case,
     preprocess_volumes,
 )
 from lesionseg.preprocess.record import GridScaling, PreprocessRecord
 
 __all__ = [
     "GridScaling",
-    "PreprocessCache",
     "PreprocessRecord",
     "PreprocessedCase",
     "apply_geometry",
     "invert",
-    "preprocess_case",
     "preprocess_volumes",
 ]

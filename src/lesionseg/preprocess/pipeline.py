@@ -1,4 +1,5 @@
-"""preprocess_volumes / preprocess_case (forward) and invert (back to the original grid)."""
+"""preprocess_volumes (forward) and invert (back to the original grid); manifest cases go through
+``lesionseg.data.cache.preprocess_case``."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from typing import Literal
 import numpy as np
 
 from lesionseg.config.preprocess import PreprocessConfig
-from lesionseg.data.manifest import LoadedCase
 from lesionseg.errors import LesionsegError
 from lesionseg.io import Volume
 from lesionseg.preprocess import geometry
@@ -49,11 +49,6 @@ class PreprocessedCase:
     @property
     def shape(self) -> tuple[int, int, int]:
         return self.record.shape
-
-
-def preprocess_case(loaded: LoadedCase, config: PreprocessConfig) -> PreprocessedCase:
-    """Preprocess a case read by ``load_case`` (its channels, label and brain-mask file, if any)."""
-    return preprocess_volumes(loaded.images, config, mask=loaded.mask, label=loaded.label)
 
 
 def preprocess_volumes(

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from lesionseg.config.train import TrainConfig
+from lesionseg.data.cache import PreprocessCache
 from lesionseg.data.label_slices import labelled_slices
 from lesionseg.data.manifest import Case, Manifest, load_case
 from lesionseg.data.splits import Splits, load_splits, make_splits
@@ -23,7 +24,6 @@ from lesionseg.infer.predictor import Predictor, load_members
 from lesionseg.io import atomic_output, write_volume
 from lesionseg.metrics import label_map_metrics, summarize
 from lesionseg.metrics.pooled import pooled_metrics
-from lesionseg.preprocess import PreprocessCache
 from lesionseg.train.labelled_slices import only_labelled_slices, score_labelled_slices
 from lesionseg.train.run import train_model
 

@@ -8,10 +8,11 @@ from pathlib import Path
 
 from lesionseg.config import to_dict
 from lesionseg.config.train import TrainConfig
+from lesionseg.data.cache import PreprocessCache
 from lesionseg.data.label_slices import labelled_slices
 from lesionseg.data.manifest import Manifest
 from lesionseg.io import atomic_output
-from lesionseg.preprocess import PreprocessCache, PreprocessedCase
+from lesionseg.preprocess import PreprocessedCase
 from lesionseg.train.trainer import Trainer, TrainResult
 
 

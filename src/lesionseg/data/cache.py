@@ -1,4 +1,7 @@
-"""The on-disk cache of preprocessed cases: ``<cache_dir>/<config-hash>/<case-id>/``.
+"""Manifest cases preprocessed (``preprocess_case``) and their on-disk cache:
+``<cache_dir>/<config-hash>/<case-id>/``.
+
+It lives in data/, above preprocess/: preprocessing works on Volumes and knows nothing of manifests.
 
 Each case folder holds ``arrays.npz`` (``np.savez_compressed``, lossless: ``image`` (C, X, Y, Z) float32,
 ``mask`` and, when the case has one, ``label`` (X, Y, Z) uint8; about 10x smaller than plain .npy files, as
@@ -30,15 +33,20 @@ import numpy as np
 
 from lesionseg.config import config_hash, dump_config, to_dict
 from lesionseg.config.preprocess import PreprocessConfig
-from lesionseg.data.manifest import Case, ImageSpec, Manifest, load_case
+from lesionseg.data.manifest import Case, ImageSpec, LoadedCase, Manifest, load_case
 from lesionseg.errors import LesionsegError
 from lesionseg.io import atomic_output
-from lesionseg.preprocess.pipeline import PreprocessedCase, preprocess_case
+from lesionseg.preprocess.pipeline import PreprocessedCase, preprocess_volumes
 from lesionseg.preprocess.record import RECORD_VERSION, PreprocessRecord
 
 CACHE_FORMAT = 2  # 1: image/mask/label .npy files; 2: one compressed arrays.npz
 ARRAYS = "arrays.npz"
 log = logging.getLogger(__name__)
+
+
+def preprocess_case(loaded: LoadedCase, config: PreprocessConfig) -> PreprocessedCase:
+    """Preprocess a case read by ``load_case`` (its channels, label and brain-mask file, if any)."""
+    return preprocess_volumes(loaded.images, config, mask=loaded.mask, label=loaded.label)
 
 
 class PreprocessCache:
