@@ -95,7 +95,7 @@ def training_setup(network: str, args: argparse.Namespace) -> tuple[dict, dict]:
 
 
 def make_step(info: dict, batch: dict, bf16: bool, channels_last: bool):  # noqa: ANN201
-    from lesionseg.infer.slicewise import autocast
+    from lesionseg.nets.device import autocast
     from lesionseg.train.trainer import loss_on_batch
 
     model = copy.deepcopy(info["net"]).train()

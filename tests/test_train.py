@@ -14,8 +14,8 @@ from lesionseg.data.cache import PreprocessCache
 from lesionseg.data.manifest import load_manifest
 from lesionseg.errors import LesionsegError
 from lesionseg.nets.checkpoint import load_checkpoint
+from lesionseg.train.budget import epoch_learning_rate as learning_rate
 from lesionseg.train.run import train_model
-from lesionseg.train.trainer import learning_rate
 
 TINY = [
     "epochs=2",
@@ -95,9 +95,9 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(
     assert all(torch.equal(good[k], after["model"][k]) for k in good)
 
 
-def test_time_budget_stops_cleanly_with_a_checkpoint(phantom_dir: Path, tmp_path: Path) -> None:
-    result = run(phantom_dir, tmp_path / "run", tiny_config("tscnn-focal", "epochs=50", "time_budget_s=0.5"))
-    assert result.stopped_by == "time_budget"
+def test_budget_stops_an_epoch_schedule_cleanly_with_a_checkpoint(phantom_dir: Path, tmp_path: Path) -> None:
+    result = run(phantom_dir, tmp_path / "run", tiny_config("tscnn-focal", "epochs=50", "budget_s=0.5"))
+    assert result.stopped_by == "budget"
     assert len(result.history) < 50
     assert (tmp_path / "run" / "best.pt").exists()
 

@@ -6,6 +6,22 @@ section 2.3), so it can be logged and replayed (TorchIO's habit). Labels are res
 neighbour only, so no label value is ever invented.
 """
 
-from lesionseg.augment.affine import AffineParams, apply_affine_2d, sample_tscnn_params, sample_wmh_params
+from lesionseg.augment.affine import (
+    AffineParams,
+    apply_affine_2d,
+    sample_lesion_params,
+    sample_tscnn_params,
+    sample_wmh_params,
+)
+from lesionseg.augment.intensity import IntensityParams, apply_intensity, sample_intensity_params
 
-__all__ = ["AffineParams", "apply_affine_2d", "sample_tscnn_params", "sample_wmh_params"]
+__all__ = [
+    "AffineParams",
+    "IntensityParams",
+    "apply_affine_2d",
+    "apply_intensity",
+    "sample_intensity_params",
+    "sample_lesion_params",
+    "sample_tscnn_params",
+    "sample_wmh_params",
+]

@@ -47,6 +47,18 @@ def sample_wmh_params(rng: np.random.Generator) -> AffineParams:
     )
 
 
+def sample_lesion_params(rng: np.random.Generator) -> AffineParams:
+    """The lesion recipe's spatial draw (nnU-Net v2's 2D ranges): rotation U[-30, 30] degrees and isotropic
+    scaling U[0.7, 1.4], each with probability 0.2, and a left-right flip with probability 0.5."""
+    rotate, scale = rng.random(2) < 0.2
+    factor = float(rng.uniform(0.7, 1.4)) if scale else 1.0
+    return AffineParams(
+        angle_deg=float(rng.uniform(-30, 30)) if rotate else 0.0,
+        scale=(factor, factor),
+        flip_cols=bool(rng.random() < 0.5),
+    )
+
+
 def output_to_input_matrix(params: AffineParams, shape: tuple[int, int]) -> np.ndarray:
     """3x3 homogeneous matrix mapping output (row, col) to input (row, col)."""
     h, w = shape

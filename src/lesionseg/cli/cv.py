@@ -25,11 +25,15 @@ def run(args: argparse.Namespace) -> int:
     from lesionseg.data.manifest import load_manifest
     from lesionseg.train.cv import run_cross_validation
 
+    from lesionseg.nets.device import resolve_device
+
+    configs = member_configs(args)
+    resolve_device(configs[0].device)  # a one-line error for cuda without CUDA, before any work
     manifest = load_manifest(args.manifest)
     result = run_cross_validation(
         manifest,
         args.root,
-        member_configs(args),
+        configs,
         args.folds,
         args.out,
         args.cache,

@@ -13,20 +13,7 @@ from pathlib import Path
 
 from lesionseg.cli.parsing import add_set_option
 
-DEMO_OVERRIDES = [
-    # a small 2D U-Net (the WMH thesis architecture at width 16, with BatchNorm), Dice loss, 64x64 patches
-    # of the phantom's lesion-rich slices: about 320 steps
-    "epochs=8",
-    "steps_per_epoch=40",
-    "batch_size=8",
-    "lr=1e-3",
-    "lesion_slice_ratio=0.5",
-    "patch_size=[64,64]",
-    "lesion_patch_probability=0.7",
-    "preprocess.target_size=[128,128]",
-    "augmentation=none",
-    "early_stopping_patience=none",
-]
+DEMO_BUDGET = "budget_s=90"  # the lesion recipe (lesion-unet) for 90 CPU seconds: about 1,000 steps
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--out", type=Path, default=Path("lesionseg_demo"), help="output folder")
     parser.add_argument("--cases", type=int, default=8, help="phantom cases (2 are held out)")
-    parser.add_argument("--method", default="wmh-dice", help="method preset to train")
+    parser.add_argument("--method", default="lesion-unet", help="method preset to train")
     add_set_option(parser, help="training config overrides, e.g. --set epochs=2 lr=1e-3")
     parser.add_argument("--seed", type=int, default=0, help="random seed of the phantom and the training")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -80,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         raise LesionsegError("the phantom failed its dataset check", manifest_path)
 
     cfg = resolve_train_config(
-        args.method, "cpu", overrides=[*DEMO_OVERRIDES, f"seed={args.seed}", *args.set]
+        args.method, "cpu", overrides=[DEMO_BUDGET, f"seed={args.seed}", *args.set]
     )
     subjects = manifest.subjects
     test, val, train = subjects[-2:], subjects[-3:-2], subjects[:-3]
@@ -91,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
 
     step(
         f"training {cfg.method} ({cfg.network}, width {cfg.width}) on {len(train)} cases, "
-        f"validating on {len(val)}: {cfg.epochs} epochs x {cfg.steps_per_epoch} steps"
+        f"validating on {len(val)}: "
+        + (f"{cfg.budget_s:.0f} CPU seconds" if cfg.budget_s else f"{cfg.epochs} x {cfg.steps_per_epoch} steps")
     )
     result = train_model(cfg, manifest, data, train, val, out / "model", cache, progress=not args.quiet)
 

@@ -21,7 +21,7 @@ def parse_duration(text: str) -> float:
 
 
 def add_training_options(parser: argparse.ArgumentParser) -> None:
-    from lesionseg.config.train import method_names
+    from lesionseg.config.train import DEFAULT_METHOD, method_names
 
     parser.add_argument(
         "--manifest", required=True, help="manifest JSON, or a built-in name (e.g. open_ms_data)"
@@ -29,7 +29,12 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--root", required=True, type=Path, help="data root the manifest's paths are relative to"
     )
-    parser.add_argument("--method", required=True, choices=method_names(), help="method preset")
+    parser.add_argument(
+        "--method",
+        default=DEFAULT_METHOD,
+        choices=method_names(),
+        help=f"method preset (default {DEFAULT_METHOD}: the lesion recipe, budget-planned)",
+    )
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     parser.add_argument(
         "--profile",
@@ -41,10 +46,25 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     add_set_option(parser)
     parser.add_argument("--seed", type=int, help="random seed (default: the config's)")
     parser.add_argument(
+        "--budget",
         "--time-budget",
+        dest="budget",
         type=parse_duration,
         metavar="DURATION",
-        help="stop cleanly after this long (per model), keeping the best checkpoint: 20m, 1h",
+        help="CPU time per model (wall time on CUDA), e.g. 20m or 1h. Budget-planned methods (lesion-unet) "
+        "turn it into a step count after a timed warm-up and fit the learning-rate schedule to it (default "
+        "20m); the papers' epoch schedules stop cleanly at it, keeping the best checkpoint",
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        metavar="N",
+        help="fix the number of training steps instead of planning it from the budget (reproducible)",
+    )
+    parser.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        help="where to train: auto = CUDA when available (default), cpu, cuda",
     )
     parser.add_argument("--cache", type=Path, help="preprocessing cache folder (default: OUT/cache)")
     parser.add_argument("--splits", type=Path, help="split file to use (wins over generated folds)")
@@ -64,8 +84,12 @@ def member_configs(args: argparse.Namespace) -> list:
     overrides = list(args.set)
     if args.seed is not None:
         overrides.append(f"seed={args.seed}")
-    if args.time_budget is not None:
-        overrides.append(f"time_budget_s={args.time_budget}")
+    if args.budget is not None:
+        overrides.append(f"budget_s={args.budget}")
+    if getattr(args, "steps", None) is not None:
+        overrides += [f"steps={args.steps}", "budget_s=null"]
+    if getattr(args, "device", None) is not None:
+        overrides.append(f"device={args.device}")
     return [
         resolve_train_config(m, args.profile, config_file, overrides) for m in ensemble_members(args.method)
     ]

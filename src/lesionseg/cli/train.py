@@ -19,6 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--fold", type=int, help="train fold k of the split")
     parser.add_argument("--folds", type=int, default=5, help="number of folds when generating a split")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt exactly")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace the checkpoints of an earlier run in OUT"
+    )
     parser.set_defaults(func=run)
 
 
@@ -29,12 +32,26 @@ def run(args: argparse.Namespace) -> int:
     from lesionseg.data.manifest import load_manifest
     from lesionseg.data.splits import load_splits, make_splits
     from lesionseg.errors import LesionsegError
+    from lesionseg.nets.device import resolve_device
     from lesionseg.train import distributed
     from lesionseg.train.run import train_model
 
+    configs = member_configs(args)
+    resolve_device(configs[0].device)  # a one-line error for cuda without CUDA, before any work
+    for cfg in configs:
+        out = args.out / cfg.method if len(configs) > 1 else args.out
+        earlier = [p for p in (out / "best.pt", out / "last.pt") if p.exists()]
+        if earlier and not (args.resume or args.overwrite):
+            raise LesionsegError(
+                "holds the checkpoints of an earlier run; pass --resume to continue it or --overwrite to "
+                "replace it",
+                out,
+            )
+        if args.overwrite and not args.resume:
+            for path in earlier:
+                path.unlink()
     distributed.init_from_environment()
     manifest = load_manifest(args.manifest)
-    configs = member_configs(args)
     cache = PreprocessCache(args.cache or args.out / "cache")
     cfg0 = configs[0]
     if args.fold is not None or args.splits:

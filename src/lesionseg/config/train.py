@@ -10,7 +10,8 @@ trains in minutes on 2 cores, and says so in the saved config.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import math
+from dataclasses import dataclass, field
 from typing import Literal
 
 from lesionseg.config import apply_overrides, from_dict, to_dict
@@ -41,16 +42,25 @@ class TrainConfig:
     batch_size: int = 8
     epochs: int = 50
     steps_per_epoch: int = 50
-    lr_schedule: Literal["constant", "exp_after"] = "constant"
+    lr_schedule: Literal["constant", "exp_after", "poly", "cosine"] = "constant"
     lr_constant_epochs: int = 10  # exp_after: constant for this many epochs, then eta_n = eta_{n-1} e^-d
     lr_decay: float = 0.1
+    warmup_fraction: float = 0.0  # poly/cosine: linear warm-up over this share of the steps
     early_stopping_patience: int | None = None
+    # budget: ``steps`` fixes the step count; otherwise ``budget_s`` (CPU seconds per model on the CPU, wall
+    # seconds on CUDA) is turned into a step count after a short timed warm-up, for the poly/cosine
+    # schedules, and is a hard stop for the papers' epoch schedules. ``evaluations``: validations per run.
+    steps: int | None = None
+    budget_s: float | None = None
+    evaluations: int = 10
     # samples
     slice_filter: SliceFilterName = "brain"
     lesion_slice_ratio: float | None = None  # overrides slice_filter: lesion slices + r x other brain slices
     patch_size: tuple[int, int] | None = None
     lesion_patch_probability: float = 0.5
-    augmentation: Literal["none", "tscnn", "wmh"] = "none"
+    lesion_sample_fraction: float | None = None  # share of samples forced onto lesion; rest: any brain slice
+    augmentation: Literal["none", "tscnn", "wmh", "lesion"] = "none"
+    intensity_augmentation: bool = False  # gamma, contrast, brightness, noise, blur (augment/intensity.py)
     augmented_copies: int = 10  # wmh: fixed augmented copies of each lesion slice (thesis section 2.3)
     pixel_sampler: Literal["none", "uniform", "class_balanced"] = "none"
     pixels_per_image: int = 2000
@@ -58,12 +68,13 @@ class TrainConfig:
     val_fraction: float = 0.2
     val_max_slices: int = 64
     threshold: float = 0.5
+    calibrate: bool = False  # choose threshold and minimum lesion size on the validation subjects
     seed: int = 0
     # speed
     bf16: bool = False
     channels_last: bool = False
     threads: int | None = None
-    time_budget_s: float | None = None
+    device: Literal["auto", "cpu", "cuda"] = "auto"
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
 
     def __post_init__(self) -> None:
@@ -71,8 +82,26 @@ class TrainConfig:
             raise LesionsegError(f"context_slices must be 1 or 3, got {self.context_slices}")
         if self.batch_size < 1 or self.epochs < 1 or self.steps_per_epoch < 1:
             raise LesionsegError("batch_size, epochs and steps_per_epoch must be >= 1")
-        if self.lr <= 0:
-            raise LesionsegError(f"lr must be positive, got {self.lr}")
+        if not math.isfinite(self.lr) or self.lr <= 0:
+            raise LesionsegError(f"lr must be a positive finite number, got {self.lr}")
+        if not 0.0 < self.threshold < 1.0:
+            raise LesionsegError(f"threshold must lie in (0, 1), got {self.threshold}")
+        for name in ("lesion_patch_probability", "warmup_fraction", "val_fraction"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise LesionsegError(f"{name} must lie in [0, 1], got {value}")
+        if self.lesion_sample_fraction is not None and not 0.0 <= self.lesion_sample_fraction <= 1.0:
+            raise LesionsegError(f"lesion_sample_fraction must lie in [0, 1], got {self.lesion_sample_fraction}")
+        if not math.isfinite(self.weight_decay) or self.weight_decay < 0:
+            raise LesionsegError(f"weight_decay must be >= 0 and finite, got {self.weight_decay}")
+        if self.width < 1 or self.evaluations < 1 or self.pixels_per_image < 1 or self.val_max_slices < 1:
+            raise LesionsegError("width, evaluations, pixels_per_image and val_max_slices must be >= 1")
+        if self.steps is not None and self.steps < 1:
+            raise LesionsegError(f"steps must be >= 1, got {self.steps}")
+        if self.budget_s is not None and not (math.isfinite(self.budget_s) and self.budget_s > 0):
+            raise LesionsegError(f"budget must be a positive number of seconds, got {self.budget_s}")
+        if self.patch_size is not None and min(self.patch_size) < 1:
+            raise LesionsegError(f"patch_size must be positive, got {self.patch_size}")
 
 
 TSCNN_BASE = dict(
@@ -117,7 +146,41 @@ PIXELNET_BASE = dict(
     slice_filter="brain",
 )  # Class-balanced PixelNet section 3.3 (N = 2000); optimiser and lr not stated (Caffe): Adam 1e-4 chosen
 
+# The default recipe for lesion segmentation (issue "Models worth shipping"), after nnU-Net v2's 2D choices:
+# whole brain-cropped slices (no in-plane padding to a fixed size: batches are padded to their largest
+# slice), a third of the samples forced onto lesion and the rest drawn from every brain slice, lesion-free
+# ones included; Dice + binary cross-entropy; flips, rotation, scaling and intensity augmentation (gamma,
+# contrast, brightness, noise, blur); Adam with warm-up then poly decay over a step count planned from the
+# CPU budget; checkpoint, threshold and minimum lesion size chosen on the validation subjects.
+LESION_UNET = dict(
+    network="unet",
+    context_slices=1,
+    width=16,
+    network_options={"batch_norm": True},
+    loss="dice_bce_loss",
+    loss_params={},
+    lr=1e-3,
+    weight_decay=1e-5,
+    batch_size=8,
+    lr_schedule="poly",
+    warmup_fraction=0.02,
+    budget_s=1200.0,
+    evaluations=12,
+    slice_filter="brain",
+    lesion_sample_fraction=1 / 3,
+    patch_size=None,
+    augmentation="lesion",
+    intensity_augmentation=True,
+    calibrate=True,
+    val_max_slices=96,
+    bf16=True,
+    channels_last=True,
+    preprocess={"target_size": None},
+)
+DEFAULT_METHOD = "lesion-unet"
+
 METHOD_PRESETS: dict[str, dict] = {
+    "lesion-unet": LESION_UNET,
     # TS-CNN Table 1 rows
     "resunet-focal": {**TSCNN_BASE, "network": "resunet", "context_slices": 1},  # row B
     "tscnn-focal": {**TSCNN_BASE},  # row D
@@ -164,6 +227,8 @@ CPU_PROFILE: dict[str, object] = {
 }
 CPU_WIDTH = {"tscnn": 16, "resunet": 16, "unet": 16, "pixelnet": 16}
 CPU_LR = {"wmh-dice": 1e-3, "wmh-focal-tversky": 1e-3, "wmh-binary-focal": 1e-3}
+# Methods whose schedule is planned from the budget: the same settings on every profile.
+BUDGET_PLANNED = {"lesion-unet"}
 
 
 def method_names() -> list[str]:
@@ -191,7 +256,7 @@ def resolve_train_config(
     if profile not in ("paper", "cpu"):
         raise LesionsegError(f"unknown profile {profile!r} (valid: paper, cpu)")
     values = {**METHOD_PRESETS[method], "method": method, "profile": profile}
-    if profile == "cpu":
+    if profile == "cpu" and method not in BUDGET_PLANNED:
         values.update(CPU_PROFILE)
         values["width"] = CPU_WIDTH.get(values["network"], values.get("width", 32)) * (
             2 if values.get("width", 32) >= 64 and values["network"] == "tscnn" else 1
@@ -203,7 +268,3 @@ def resolve_train_config(
     if config_file:
         cfg = from_dict(TrainConfig, to_dict(cfg) | config_file)
     return apply_overrides(cfg, list(overrides))
-
-
-def with_seed(cfg: TrainConfig, seed: int) -> TrainConfig:
-    return replace(cfg, seed=seed)

@@ -18,7 +18,7 @@ from scipy import ndimage
 from lesionseg.config import from_dict
 from lesionseg.config.preprocess import PreprocessConfig
 from lesionseg.errors import LesionsegError
-from lesionseg.infer.slicewise import predict_volume, to_label
+from lesionseg.infer.slicewise import foreground_probability, predict_volume, to_label
 from lesionseg.io import Volume
 from lesionseg.preprocess import PreprocessedCase, PreprocessRecord, invert, preprocess_volumes
 
@@ -35,6 +35,7 @@ class Member:
     preprocess: PreprocessConfig
     source: str
     trained_with_mask_files: bool = False
+    min_lesion_mm3: float = 0.0  # calibrated on the validation subjects when the trainer did so
 
 
 @dataclass
@@ -59,6 +60,7 @@ def member_from_state(state: dict, source: str = "") -> Member:
         preprocess=from_dict(PreprocessConfig, cfg["preprocess"]),
         source=source,
         trained_with_mask_files=bool(state.get("trained_with_mask_files", False)),
+        min_lesion_mm3=float(state.get("min_lesion_mm3", 0.0)),
     )
 
 
@@ -88,26 +90,35 @@ class Predictor:
         members: list[Member],
         threshold: float | None = None,
         flip_tta: bool = False,
-        min_lesion_mm3: float = 0.0,
+        min_lesion_mm3: float | None = None,
         bf16: bool = False,
         channels_last: bool = False,
         batch_size: int = 16,
         optimize: bool = True,
         crop_to_brain: bool = False,
+        device: str | torch.device = "cpu",
     ) -> None:
         """``optimize``: fold batch norms and fuse conv + ReLU (``optimize.py``); off gives the plain eager
         path the benchmark compares against. ``crop_to_brain`` runs the network on the brain's bounding box
         only: faster, but not exact (its mask against the full slice's: BENCHMARKS.md, "Speed: inference
-        on one whole case"), so it is off by default."""
+        on one whole case"), so it is off by default. ``threshold`` and
+        ``min_lesion_mm3`` default to the first member's saved (calibrated) values. ``device``: "cpu",
+        "cuda" or "auto"; the fused CPU kernels of ``optimize`` are used on the CPU only."""
         from lesionseg.infer.optimize import prepare_for_inference
+        from lesionseg.nets.device import resolve_device
 
+        self.device = device if isinstance(device, torch.device) else resolve_device(device)
+        optimize = optimize and self.device.type == "cpu"
         self.optimize, self.crop_to_brain = optimize, crop_to_brain
         if optimize or channels_last:
             for m in members:
                 m.model = prepare_for_inference(m.model, channels_last, fold_bn=optimize)
+        for m in members:
+            m.model = m.model.to(self.device)
         self.members = members
         self.threshold = members[0].threshold if threshold is None else threshold
-        self.flip_tta, self.min_lesion_mm3 = flip_tta, min_lesion_mm3
+        self.min_lesion_mm3 = members[0].min_lesion_mm3 if min_lesion_mm3 is None else min_lesion_mm3
+        self.flip_tta = flip_tta
         self.bf16, self.channels_last, self.batch_size = bf16, channels_last, batch_size
 
     @property
@@ -130,6 +141,7 @@ class Predictor:
                 self.channels_last,
                 self.flip_tta,
                 crop_multiple=16 if self.crop_to_brain else 0,
+                device=self.device,
             )
             for m in self.members
         ]
@@ -180,9 +192,7 @@ class Predictor:
         )
 
 
-def foreground(prob: np.ndarray) -> np.ndarray:
-    """Lesion probability: the sigmoid output, or 1 - P(background) for a softmax output."""
-    return prob[0] if prob.shape[0] == 1 else 1.0 - prob[0]
+foreground = foreground_probability
 
 
 def remove_small_components(labels: np.ndarray, spacing, min_mm3: float) -> np.ndarray:  # noqa: ANN001

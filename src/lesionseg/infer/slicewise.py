@@ -3,21 +3,16 @@ brain. Output probabilities: (1, X, Y, Z) sigmoid for binary networks, (K, X, Y,
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import torch
 
 from lesionseg.data.slicing import extract_slice
+from lesionseg.nets.device import autocast
 
 
 def probabilities(logits: torch.Tensor) -> torch.Tensor:
     """Sigmoid for one output channel, softmax over channels otherwise."""
     return torch.sigmoid(logits) if logits.shape[1] == 1 else torch.softmax(logits, dim=1)
-
-
-def autocast(bf16: bool):  # noqa: ANN201 - a context manager
-    return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
 
 
 @torch.inference_mode()
@@ -32,6 +27,7 @@ def predict_volume(
     flip_tta: bool = False,
     z_indices: np.ndarray | None = None,
     crop_multiple: int = 0,
+    device: torch.device | str = "cpu",
 ) -> np.ndarray:
     """Probabilities for every slice of ``image`` (C, X, Y, Z); slices without brain are background
     (sigmoid output 0; softmax output 1 for class 0 and 0 for the others).
@@ -55,14 +51,14 @@ def predict_volume(
         slices = [extract_slice(image, int(z), context_slices) for z in zs]
         if window is not None:
             slices = [s[:, window[0], window[1]] for s in slices]
-        batch = torch.from_numpy(np.stack(slices))
+        batch = torch.from_numpy(np.stack(slices)).to(device)
         if channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
-        with autocast(bf16):
+        with autocast(bf16, device):
             prob = probabilities(model(batch).float())
             if flip_tta:
                 prob = 0.5 * (prob + probabilities(model(batch.flip(-2)).float()).flip(-2))
-        prob_np = prob.float().numpy().transpose(1, 2, 3, 0)  # (K, X, Y, b)
+        prob_np = prob.float().cpu().numpy().transpose(1, 2, 3, 0)  # (K, X, Y, b)
         if out is None:
             out = np.zeros((prob_np.shape[0], *image.shape[1:]), dtype=np.float32)
             if prob_np.shape[0] > 1:
@@ -74,6 +70,11 @@ def predict_volume(
     if out is None:  # no brain slice at all
         out = np.zeros((1, *image.shape[1:]), dtype=np.float32)
     return out
+
+
+def foreground_probability(prob: np.ndarray) -> np.ndarray:
+    """Lesion probability: the sigmoid output, or 1 - P(background) for a softmax output."""
+    return prob[0] if prob.shape[0] == 1 else 1.0 - prob[0]
 
 
 def to_label(prob: np.ndarray, threshold: float = 0.5) -> np.ndarray:

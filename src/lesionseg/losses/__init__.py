@@ -31,6 +31,7 @@ from .modules import (
     BinaryFocalLoss,
     ClassWeightedCrossEntropy,
     CrossEntropy,
+    DiceBCELoss,
     DiceCrossEntropyLoss,
     FocalLoss,
     FocalTverskyLoss,
@@ -41,7 +42,15 @@ from .modules import (
     loss_parameters,
 )
 from .multiclass import class_weighted_cross_entropy, cross_entropy, dice_cross_entropy_loss
-from .overlap import focal_tversky_loss, soft_counts, soft_dice, soft_dice_loss, tversky_index, tversky_loss
+from .overlap import (
+    dice_bce_loss,
+    focal_tversky_loss,
+    soft_counts,
+    soft_dice,
+    soft_dice_loss,
+    tversky_index,
+    tversky_loss,
+)
 
 LOSSES: dict[str, type[LossModule]] = {
     "binary_cross_entropy": BinaryCrossEntropy,
@@ -49,6 +58,7 @@ LOSSES: dict[str, type[LossModule]] = {
     "binary_focal_loss": BinaryFocalLoss,
     "self_balancing_focal_loss": SelfBalancingFocalLoss,
     "soft_dice_loss": SoftDiceLoss,
+    "dice_bce_loss": DiceBCELoss,
     "tversky_loss": TverskyLoss,
     "focal_tversky_loss": FocalTverskyLoss,
     "cross_entropy": CrossEntropy,
@@ -64,6 +74,7 @@ BINARY_LOSSES = (
     "soft_dice_loss",
     "tversky_loss",
     "focal_tversky_loss",
+    "dice_bce_loss",
 )
 MULTICLASS_LOSSES = ("cross_entropy", "class_weighted_cross_entropy", "dice_cross_entropy_loss")
 
@@ -86,6 +97,7 @@ __all__ = [
     "BinaryFocalLoss",
     "ClassWeightedCrossEntropy",
     "CrossEntropy",
+    "DiceBCELoss",
     "DiceCrossEntropyLoss",
     "FocalLoss",
     "FocalTverskyLoss",
@@ -98,6 +110,7 @@ __all__ = [
     "class_weighted_cross_entropy",
     "create_loss",
     "cross_entropy",
+    "dice_bce_loss",
     "dice_cross_entropy_loss",
     "focal_loss",
     "focal_terms",

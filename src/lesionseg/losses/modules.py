@@ -11,7 +11,7 @@ from torch import nn
 
 from .focal import binary_cross_entropy, binary_focal_loss, focal_loss, self_balancing_focal_loss
 from .multiclass import class_weighted_cross_entropy, cross_entropy, dice_cross_entropy_loss
-from .overlap import focal_tversky_loss, soft_dice_loss, tversky_loss
+from .overlap import dice_bce_loss, focal_tversky_loss, soft_dice_loss, tversky_loss
 
 
 def loss_parameters(function: Callable[..., torch.Tensor]) -> list[str]:
@@ -55,6 +55,10 @@ class BinaryFocalLoss(LossModule):
 
 class SelfBalancingFocalLoss(LossModule):
     function = staticmethod(self_balancing_focal_loss)
+
+
+class DiceBCELoss(LossModule):
+    function = staticmethod(dice_bce_loss)
 
 
 class SoftDiceLoss(LossModule):

@@ -8,6 +8,7 @@ over space only (batch=False, then averaged over samples). Binary inputs: logits
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from ._common import binary_inputs, spatial_dims
 
@@ -90,3 +91,19 @@ def focal_tversky_loss(
     tp, fp, fn = soft_counts(probs, target, spatial_dims(probs, batch))
     ti = tversky_index(tp, fp, fn, alpha, beta, smooth)
     return ((1.0 - ti).clamp_min(0.0) ** gamma).mean()
+
+
+def dice_bce_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    dice_weight: float = 1.0,
+    bce_weight: float = 1.0,
+    smooth: float = 1.0,
+    batch: bool = True,
+) -> torch.Tensor:
+    """dice_weight (1 - soft Dice) + bce_weight binary cross-entropy: nnU-Net's Dice + CE for one sigmoid
+    output. Equals monai.losses.DiceCELoss(sigmoid=True, smooth_nr=smooth, smooth_dr=smooth, batch=batch,
+    lambda_dice=dice_weight, lambda_ce=bce_weight)."""
+    logits, target = binary_inputs(logits, target)
+    dice = soft_dice_loss(logits, target, smooth, batch)
+    return dice_weight * dice + bce_weight * F.binary_cross_entropy_with_logits(logits, target)

@@ -24,8 +24,11 @@ def init_from_environment() -> bool:
     return True
 
 
-def wrap(model: torch.nn.Module) -> torch.nn.Module:
+def wrap(model: torch.nn.Module, device: torch.device | None = None) -> torch.nn.Module:
+    """DistributedDataParallel when a process group of more than one rank runs (one GPU per rank on CUDA)."""
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        if device is not None and device.type == "cuda":
+            return torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index or 0])
         return torch.nn.parallel.DistributedDataParallel(model)
     return model
 

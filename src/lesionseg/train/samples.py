@@ -11,7 +11,15 @@ from typing import Protocol
 
 import numpy as np
 
-from lesionseg.augment import AffineParams, apply_affine_2d, sample_tscnn_params, sample_wmh_params
+from lesionseg.augment import (
+    AffineParams,
+    apply_affine_2d,
+    apply_intensity,
+    sample_intensity_params,
+    sample_lesion_params,
+    sample_tscnn_params,
+    sample_wmh_params,
+)
 from lesionseg.config.train import TrainConfig
 from lesionseg.data.slicing import extract_slice, random_patch_origin, select_slices
 
@@ -74,12 +82,21 @@ class SliceBatcher:
         if not entries:
             raise ValueError("no training slices: every case has an empty brain mask")
         self.entries = entries[rank::world_size] or entries
+        # lesion_sample_fraction: these entries (slices with lesion) feed the forced share of each batch
+        self.lesion_entries = [
+            i
+            for i, e in enumerate(self.entries)
+            if cases[e.case].label is not None and bool(np.any(cases[e.case].label[..., e.z]))
+        ]
 
     def __len__(self) -> int:
         return len(self.entries)
 
-    def sample(self, entry: SliceEntry, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """One (context*C, h, w) image and (h, w) class-index target."""
+    def sample(
+        self, entry: SliceEntry, rng: np.random.Generator, on_lesion: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One (context*C, h, w) image and (h, w) class-index target; ``on_lesion`` centres the patch on
+        a lesion pixel (the forced share of ``lesion_sample_fraction``)."""
         case = self.cases[entry.case]
         image = extract_slice(case.image, entry.z, self.cfg.context_slices)
         label = (
@@ -88,13 +105,16 @@ class SliceBatcher:
         params = entry.augmentation
         if self.cfg.augmentation == "tscnn":
             params = sample_tscnn_params(rng)
+        elif self.cfg.augmentation == "lesion":
+            params = sample_lesion_params(rng)
         if params is not None:
             image, label = apply_affine_2d(image, label, params)
+        if self.cfg.intensity_augmentation:
+            image = apply_intensity(image, sample_intensity_params(rng))
         if self.cfg.patch_size is not None:
             ph, pw = (min(p, s) for p, s in zip(self.cfg.patch_size, image.shape[1:], strict=True))
-            r, c = random_patch_origin(
-                image.shape[1:], (ph, pw), rng, label, self.cfg.lesion_patch_probability
-            )
+            probability = 1.0 if on_lesion else self.cfg.lesion_patch_probability
+            r, c = random_patch_origin(image.shape[1:], (ph, pw), rng, label, probability)
             image, label = image[:, r : r + ph, c : c + pw], label[r : r + ph, c : c + pw]
         return np.ascontiguousarray(image), np.ascontiguousarray(label)
 
@@ -102,7 +122,14 @@ class SliceBatcher:
         """``images`` (B, context*C, h, w) float32, ``targets`` (B, h, w) int64 and, for PixelNet,
         ``coords`` (B, N, 2) sampled pixels with ``pixel_targets`` (B, N)."""
         picks = rng.integers(len(self.entries), size=self.cfg.batch_size)
-        samples = [self.sample(self.entries[i], rng) for i in picks]
+        forced = 0
+        if self.cfg.lesion_sample_fraction is not None and self.lesion_entries:
+            # nnU-Net's oversampling: a fixed share of every batch is drawn from lesion slices
+            forced = int(round(self.cfg.lesion_sample_fraction * self.cfg.batch_size))
+            lesion = np.asarray(self.lesion_entries)
+            picks[:forced] = lesion[rng.integers(len(lesion), size=forced)]
+        samples = [self.sample(self.entries[i], rng, k < forced) for k, i in enumerate(picks)]
+        samples = pad_to_common_size(samples)
         out = {
             "images": np.stack([s[0] for s in samples]).astype(np.float32),
             "targets": np.stack([s[1] for s in samples]),
@@ -118,3 +145,18 @@ class SliceBatcher:
                 out["targets"].reshape(len(samples), -1), rows * out["targets"].shape[-1] + cols, axis=1
             )
         return out
+
+
+def pad_to_common_size(samples: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Zero-pad (bottom and right) whole slices of different cases to the batch's largest (h, w); 0 is the
+    z-scored background and the background label."""
+    h = max(s[0].shape[1] for s in samples)
+    w = max(s[0].shape[2] for s in samples)
+    out = []
+    for image, label in samples:
+        dh, dw = h - image.shape[1], w - image.shape[2]
+        if dh or dw:
+            image = np.pad(image, ((0, 0), (0, dh), (0, dw)))
+            label = np.pad(label, ((0, dh), (0, dw)))
+        out.append((image, label))
+    return out

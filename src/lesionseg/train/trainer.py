@@ -1,26 +1,41 @@
-"""The training loop (nanoGPT-short): batches from SliceBatcher, Adam, the papers' schedules, validation
-every epoch, a checkpoint every epoch plus the best by validation Dice, exact resume, a time budget, a
-NaN guard, bf16 autocast and channels_last, and DistributedDataParallel under torchrun."""
+"""The training loop (nanoGPT-short): batches from SliceBatcher, Adam, the papers' epoch schedules or a
+step count planned from the CPU budget (train/budget.py), validation every epoch, a checkpoint every epoch
+plus the best by validation Dice, threshold and minimum lesion size calibrated on the validation subjects
+(train/calibrate.py), exact resume, a NaN guard, bf16 autocast and channels_last on CPU or CUDA, and
+DistributedDataParallel under torchrun."""
 
 from __future__ import annotations
 
 import csv
+import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from lesionseg.config import to_dict
+from lesionseg.config import from_dict, to_dict
 from lesionseg.config.train import TrainConfig
 from lesionseg.errors import LesionsegError
-from lesionseg.infer.slicewise import autocast, predict_volume, to_label
+from lesionseg.infer.slicewise import foreground_probability, predict_volume, to_label
 from lesionseg.io import atomic_output
-from lesionseg.train import distributed
+from lesionseg.losses import create_loss
+from lesionseg.nets import create_network
 from lesionseg.nets.checkpoint import load_checkpoint, save_checkpoint
+from lesionseg.nets.device import autocast, resolve_device
+from lesionseg.train import distributed
+from lesionseg.train.budget import (
+    PROBE_STEPS,
+    budget_clock,
+    epoch_learning_rate,
+    plan_steps,
+    plans_from_budget,
+    step_learning_rate,
+)
+from lesionseg.train.calibrate import calibrate
 from lesionseg.train.samples import SliceBatcher, class_lookup
 
 HISTORY_FIELDS = ["epoch", "steps", "train_loss", "val_loss", "val_dice", "lr", "seconds"]
@@ -39,13 +54,6 @@ def output_channels(network: str, num_labels: int) -> int:
     if num_labels <= 2 and network != "pixelnet":
         return 1
     return max(num_labels, 2)
-
-
-def learning_rate(cfg: TrainConfig, epoch: int) -> float:
-    """Constant, or (WMH thesis eq. 5) constant for ``lr_constant_epochs`` then eta_n = eta_{n-1} e^{-d}."""
-    if cfg.lr_schedule == "constant" or epoch < cfg.lr_constant_epochs:
-        return cfg.lr
-    return cfg.lr * math.exp(-cfg.lr_decay * (epoch - cfg.lr_constant_epochs + 1))
 
 
 def loss_on_batch(model, loss_fn, batch: dict[str, torch.Tensor], num_outputs: int) -> torch.Tensor:  # noqa: ANN001
@@ -87,12 +95,12 @@ class Trainer:
     ) -> None:
         self.cfg, self.val_cases, self.out = cfg, val_cases, Path(out_dir)
         self.rank, self.world = distributed.rank_and_world()
+        self.device = resolve_device(cfg.device)
+        if self.device.type == "cuda" and self.world > 1:
+            self.device = torch.device("cuda", self.rank % torch.cuda.device_count())
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
-        from lesionseg.losses import create_loss
-        from lesionseg.nets import create_network
-
         self.num_outputs = output_channels(cfg.network, len(label_values))
         self.label_values = sorted(label_values)
         self.network_config = dict(
@@ -102,10 +110,10 @@ class Trainer:
             context_slices=cfg.context_slices,
             **cfg.network_options,
         )
-        self.model = create_network(cfg.network, **self.network_config)
+        self.model = create_network(cfg.network, **self.network_config).to(self.device)
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.model = distributed.wrap(self.model)
+        self.model = distributed.wrap(self.model, self.device)
         self.loss_fn = create_loss(cfg.loss, **cfg.loss_params)
         self.optimizer = (
             torch.optim.Adam(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -118,7 +126,7 @@ class Trainer:
         self.rng = np.random.default_rng([cfg.seed, self.rank])
         self.extra_state = extra_state or {}
         self.epoch, self.history, self.best_metric, self.bad_epochs = 0, [], -math.inf, 0
-        self.best_val_loss = math.inf
+        self.best_val_loss, self.step, self.spent = math.inf, 0, 0.0
         self.val_on_train = not val_cases
         if self.val_on_train:  # one training subject: no held-out subject to validate on
             self.val_cases = train_cases
@@ -140,6 +148,8 @@ class Trainer:
             "best_metric": self.best_metric,
             "best_val_loss": self.best_val_loss,
             "bad_epochs": self.bad_epochs,
+            "step": self.step,
+            "spent_s": self.spent,
             "rng": self.rng.bit_generator.state,
             "torch_rng": torch.get_rng_state(),
             **self.extra_state,
@@ -156,43 +166,55 @@ class Trainer:
         self.best_val_loss = state["best_val_loss"]
         self.rng.bit_generator.state = state["rng"]
         torch.set_rng_state(state["torch_rng"])
+        self.step, self.spent = int(state.get("step", 0)), float(state.get("spent_s", 0.0))
+        saved = from_dict(TrainConfig, state["config"])
+        if plans_from_budget(saved) and saved.steps is not None:  # the step plan made when the run started
+            self.cfg = replace(
+                self.cfg, steps=saved.steps, epochs=saved.epochs, steps_per_epoch=saved.steps_per_epoch
+            )
 
     # ----------------------------------------------------------------------------------- loop
     def fit(self, resume: bool = False, progress: bool = True) -> TrainResult:
-        cfg, last, best = self.cfg, self.out / "last.pt", self.out / "best.pt"
+        last, best = self.out / "last.pt", self.out / "best.pt"
         if resume and last.exists():
             self.resume(last)
-        start, stopped_by = time.monotonic(), "epochs"
+        elif plans_from_budget(self.cfg):
+            self.plan()
+        cfg, stopped_by = self.cfg, "epochs"
+        clock0 = budget_clock(self.device.type) - self.spent
+        total = cfg.epochs * cfg.steps_per_epoch
+        bar = tqdm(
+            total=total, initial=self.step, desc=cfg.method, disable=not progress or self.rank != 0
+        )
         while self.epoch < cfg.epochs:
-            lr = learning_rate(cfg, self.epoch)
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr
+            epoch_lr = epoch_learning_rate(cfg, self.epoch)
             epoch_start, losses = time.monotonic(), []
             self.model.train()
-            bar = tqdm(
-                range(cfg.steps_per_epoch),
-                desc=f"epoch {self.epoch + 1}/{cfg.epochs}",
-                leave=False,
-                disable=not progress or self.rank != 0,
-            )
-            for step in bar:
-                if cfg.time_budget_s is not None and time.monotonic() - start > cfg.time_budget_s:
-                    stopped_by = "time_budget"
+            for _ in range(cfg.steps_per_epoch):
+                self.spent = budget_clock(self.device.type) - clock0
+                if self.over_budget():
+                    stopped_by = "budget"
                     break
+                lr = step_learning_rate(cfg, self.step, total) if plans_from_budget(cfg) else epoch_lr
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
                 loss = self.train_step()
                 if not math.isfinite(loss):
                     raise LesionsegError(
-                        f"loss became {loss} at epoch {self.epoch + 1} step {step + 1}; stopped. "
+                        f"loss became {loss} at epoch {self.epoch + 1} step {self.step + 1}; stopped. "
                         f"The last good checkpoint is kept",
                         last if last.exists() else None,
                     )
                 losses.append(loss)
-                bar.set_postfix(loss=f"{np.mean(losses):.4f}")
+                self.step += 1
+                bar.update(1)
+                bar.set_postfix_str(f"loss {np.mean(losses):.4f}{self.time_left_text()}")
             if not losses:
                 break
             val_loss, val_dice = self.validate() if self.rank == 0 else (math.nan, math.nan)
             val_loss, val_dice = distributed.broadcast_floats([val_loss, val_dice])
             self.epoch += 1
+            self.spent = budget_clock(self.device.type) - clock0
             self.history.append(
                 dict(
                     epoch=self.epoch,
@@ -200,7 +222,7 @@ class Trainer:
                     train_loss=float(np.mean(losses)),
                     val_loss=val_loss,
                     val_dice=val_dice,
-                    lr=lr,
+                    lr=float(self.optimizer.param_groups[0]["lr"]),
                     seconds=round(time.monotonic() - epoch_start, 2),
                 )
             )
@@ -218,21 +240,106 @@ class Trainer:
                 self.write_history()
                 if progress:
                     tqdm.write(
-                        f"epoch {self.epoch}: loss {np.mean(losses):.4f} val_loss {val_loss:.4f} "
-                        f"val_dice {val_dice:.4f} lr {lr:.2e}"
+                        f"epoch {self.epoch}/{cfg.epochs}: loss {np.mean(losses):.4f} val_loss {val_loss:.4f} "
+                        f"val_dice {val_dice:.4f} lr {self.history[-1]['lr']:.2e}"
                     )
             if cfg.early_stopping_patience is not None and self.bad_epochs >= cfg.early_stopping_patience:
                 stopped_by = "early_stopping"
             if distributed.any_rank(stopped_by != "epochs"):
                 break
+        bar.close()
+        if self.rank == 0 and cfg.calibrate and best.exists():
+            self.calibrate_checkpoint(best)
         return TrainResult(best, last, self.history, stopped_by)
 
+    def over_budget(self) -> bool:
+        """The papers' epoch schedules stop at the budget; planned runs only past 1.25x it (a safety stop:
+        the plan already fits the budget)."""
+        if self.cfg.budget_s is None:
+            return False
+        limit = self.cfg.budget_s * (1.25 if plans_from_budget(self.cfg) else 1.0)
+        return self.spent > limit
+
+    def time_left_text(self) -> str:
+        if self.cfg.budget_s is None:
+            return ""
+        return f", {max(self.cfg.budget_s - self.spent, 0) / 60:.1f} min left"
+
+    def plan(self) -> None:
+        """Time a few real steps and one validation, then fix the step count (``steps`` or what fits in
+        ``budget_s``) and the epochs it is split into; the plan goes into the saved config."""
+        clock = budget_clock(self.device.type)
+        start = clock
+        cfg = self.cfg
+        if cfg.steps is None and cfg.budget_s is not None:
+            self.model.train()
+            for group in self.optimizer.param_groups:
+                group["lr"] = cfg.lr * 0.01  # timing steps: a tiny step before the real warm-up
+            times = []
+            for _ in range(PROBE_STEPS):
+                t0 = budget_clock(self.device.type)
+                self.train_step()
+                times.append(budget_clock(self.device.type) - t0)
+            step_seconds = float(np.median(times[1:]))
+            t0 = budget_clock(self.device.type)
+            if self.rank == 0:
+                self.validate()
+            validation_seconds = budget_clock(self.device.type) - t0
+        else:
+            step_seconds, validation_seconds = math.nan, math.nan
+        spent = budget_clock(self.device.type) - start
+        calibration_seconds = 2.5 * validation_seconds if cfg.calibrate and cfg.budget_s else 0.0
+        plan = plan_steps(cfg, spent, step_seconds, validation_seconds, calibration_seconds)
+        self.spent = spent
+        self.cfg = replace(cfg, steps=plan.steps, epochs=plan.epochs, steps_per_epoch=plan.steps_per_epoch)
+        self.plan_record = asdict(plan)
+        if self.rank == 0:
+            self.out.mkdir(parents=True, exist_ok=True)
+            with atomic_output(self.out / "config.json") as tmp:
+                tmp.write_text(json.dumps(to_dict(self.cfg), indent=2) + "\n")
+            with atomic_output(self.out / "plan.json") as tmp:
+                tmp.write_text(json.dumps(self.plan_record, indent=2) + "\n")
+
+    def calibrate_checkpoint(self, path: Path) -> None:
+        """Choose threshold and minimum lesion size on the validation subjects' whole volumes with the
+        best checkpoint and save them in it (binary models with a held-out validation subject only)."""
+        if self.num_outputs != 1 or self.val_on_train:
+            return
+        state = load_checkpoint(path)
+        net = self.model.module if hasattr(self.model, "module") else self.model
+        net.load_state_dict(state["model"])
+        net.eval()
+        probs, refs, voxels = [], [], []
+        for case in self.val_cases:
+            if case.label is None:
+                continue
+            prob = predict_volume(
+                net,
+                np.asarray(case.image),
+                np.asarray(case.mask),
+                self.cfg.context_slices,
+                bf16=self.cfg.bf16,
+                device=self.device,
+            )
+            probs.append(foreground_probability(prob))
+            refs.append(np.asarray(case.label) > 0)
+            voxels.append(float(np.prod(case.spacing)))
+        if not probs:
+            return
+        result = calibrate(probs, refs, voxels)
+        state.update(
+            threshold=result.threshold, min_lesion_mm3=result.min_lesion_mm3, calibration=asdict(result)
+        )
+        save_checkpoint(state, path)
+        with atomic_output(self.out / "calibration.json") as tmp:
+            tmp.write_text(json.dumps(asdict(result), indent=2) + "\n")
+
     def train_step(self) -> float:
-        batch = {k: torch.from_numpy(v) for k, v in self.batcher.batch(self.rng).items()}
+        batch = {k: torch.from_numpy(v).to(self.device) for k, v in self.batcher.batch(self.rng).items()}
         if self.cfg.channels_last:
             batch["images"] = batch["images"].contiguous(memory_format=torch.channels_last)
         self.optimizer.zero_grad(set_to_none=True)
-        with autocast(self.cfg.bf16):
+        with autocast(self.cfg.bf16, self.device):
             loss = loss_on_batch(self.model, self.loss_fn, batch, self.num_outputs)
         if torch.isfinite(loss):
             loss.backward()
@@ -250,14 +357,20 @@ class Trainer:
         for case in self.val_cases:
             zs = validation_slices(case, self.cfg.val_max_slices)
             prob = predict_volume(
-                net, case.image, None, self.cfg.context_slices, z_indices=zs, bf16=self.cfg.bf16
+                net,
+                case.image,
+                None,
+                self.cfg.context_slices,
+                z_indices=zs,
+                bf16=self.cfg.bf16,
+                device=self.device,
             )[..., zs]
             ref = (
                 lut[np.asarray(case.label)[..., zs]]
                 if case.label is not None
                 else np.zeros(prob.shape[1:], int)
             )
-            preds.append(to_label(prob, self.cfg.threshold).ravel())
+            preds.append(to_label(prob, 0.5 if self.cfg.calibrate else self.cfg.threshold).ravel())
             refs.append(ref.ravel())
             losses.append(self.probability_loss(prob, ref))
         return float(np.mean(losses)), dice_score(np.concatenate(preds), np.concatenate(refs))

@@ -1,0 +1,199 @@
+"""The lesion recipe on the MS scans, side by side with a FLAIR threshold (issue "Models worth shipping").
+
+Leave-one-subject-out on ``ms_flair_t1`` (open_ms_data's 3 patients + mslesseg's P14 with 3 time points: 4
+subjects, 6 scans), the same folds for every row (one split file, seed 0; in each fold one of the three
+training subjects is held out for validation: checkpoint choice, threshold and minimum lesion size).
+
+Rows:
+- ``floor``: FLAIR z-score > k inside the brain mask, k chosen on the fold's training scans only;
+- ``recipe-10m`` / ``recipe-5m``: ``lesion-unet`` at 10 and 5 CPU minutes per fold (the shipped budget is
+  10); each also scored without its calibration (threshold 0.5, no size filter): ``...-uncalibrated``;
+- ``old-sampling-5m``: ``recipe-5m`` with the earlier bundled model's sampling (lesion slices plus as many
+  other brain slices, 128 x 128 patches, 70 % of them centred on lesion) instead of whole slices with a
+  forced lesion third.
+
+Every fold of every row is one job that writes ``runs/ms_recipe/<row>/fold_<k>.json`` when it finishes, so
+an interrupted run resumes where it stopped (a half-trained fold resumes from its last.pt). Run the jobs in
+two processes, one torch thread each, then assemble the table::
+
+    OMP_NUM_THREADS=1 python benchmarks/ms_recipe.py --worker 0/2 &
+    OMP_NUM_THREADS=1 python benchmarks/ms_recipe.py --worker 1/2 &
+    wait; python benchmarks/ms_recipe.py --report      # -> benchmarks/results/ms_recipe.md
+
+``--quick`` runs 20-second budgets on two folds into ``runs/ms_recipe_quick`` (checks the script).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from lesionseg.config.train import resolve_train_config
+from lesionseg.data.cache import PreprocessCache
+from lesionseg.data.manifest import Manifest, load_case, load_manifest
+from lesionseg.data.splits import Splits, load_splits, make_splits
+from lesionseg.infer.predictor import Predictor, load_members
+from lesionseg.metrics import label_map_metrics
+from lesionseg.preprocess import invert
+from lesionseg.train.cv import predict_and_score
+from lesionseg.train.run import train_model
+
+REPO = Path(__file__).resolve().parents[1]
+METHOD = "lesion-unet"
+ROWS: dict[str, list[str]] = {
+    "recipe-10m": ["budget_s=600"],
+    "recipe-5m": ["budget_s=300"],
+    "old-sampling-5m": [  # the earlier bundled model's sampling: lesion slices + as many others, patches
+        "budget_s=300",
+        "lesion_sample_fraction=null",
+        "lesion_slice_ratio=1.0",
+        "patch_size=[128,128]",
+        "lesion_patch_probability=0.7",
+    ],
+}
+UNCALIBRATED = ("recipe-10m", "recipe-5m")  # also scored at threshold 0.5 without the size filter
+FLOOR_K = tuple(np.round(np.arange(1.0, 4.01, 0.25), 2))
+METRICS = ("dsc", "precision", "sensitivity", "lesion_f1", "avd")
+
+
+def job_list(folds: int) -> list[tuple[str, int]]:
+    """Jobs in the order they matter: the floor, the shipped row, then the rest, fold by fold."""
+    jobs = [("floor", k) for k in range(folds)]
+    for row in ROWS:
+        jobs += [(row, k) for k in range(folds)]
+    return jobs
+
+
+def fixed_splits(manifest: Manifest, runs: Path) -> Splits:
+    path = runs / "splits.json"
+    if path.exists():
+        return load_splits(path, manifest.subjects)
+    splits = make_splits(manifest.subjects, len(manifest.subjects), seed=0, val_fraction=0.2)
+    runs.mkdir(parents=True, exist_ok=True)
+    splits.save(path)
+    return splits
+
+
+def run_model_fold(row: str, k: int, manifest: Manifest, data: Path, runs: Path, quick: bool) -> dict:
+    """Train ``row`` on fold ``k`` (resuming), predict its test scans, return the per-scan rows."""
+    overrides = ROWS[row] + (["budget_s=20"] if quick else [])
+    cfg = resolve_train_config(METHOD, "cpu", overrides=overrides)
+    fold = fixed_splits(manifest, runs).folds[k]
+    cache = PreprocessCache(runs / "cache")
+    cpu0 = time.process_time()
+    result = train_model(
+        cfg, manifest, data, fold.train, fold.val, runs / row / f"fold_{k}", cache, True, False
+    )
+    train_cpu = time.process_time() - cpu0
+    variants = {row: Predictor(load_members([result.best]), bf16=True)}
+    if row in UNCALIBRATED:
+        variants[f"{row}-uncalibrated"] = Predictor(
+            load_members([result.best]), threshold=0.5, min_lesion_mm3=0.0, bf16=True
+        )
+    rows = []
+    for name, predictor in variants.items():
+        for case in (c for c in manifest.cases if c.subject in fold.test):
+            path = runs / row / f"fold_{k}" / "predictions" / name / f"{case.id}.nii.gz"
+            extra = {"row": name, "fold": k}
+            rows += predict_and_score(predictor, manifest, case, data, cache, path, path.parent, extra)
+    plan = json.loads((runs / row / f"fold_{k}" / "plan.json").read_text())
+    calibration_file = runs / row / f"fold_{k}" / "calibration.json"
+    calibration = json.loads(calibration_file.read_text()) if calibration_file.exists() else None
+    return {
+        "rows": rows,
+        "train_cpu_minutes": round(train_cpu / 60, 2),
+        "plan": plan,
+        "calibration": calibration,
+        "history": result.history,
+        "train": fold.train,
+        "val": fold.val,
+        "test": fold.test,
+    }
+
+
+def floor_fold(k: int, manifest: Manifest, data: Path, runs: Path) -> dict:
+    """FLAIR z-score > k inside the brain mask, k chosen on the fold's training (and validation) scans."""
+    cfg = resolve_train_config(METHOD, "cpu")
+    fold = fixed_splits(manifest, runs).folds[k]
+    cache = PreprocessCache(runs / "cache")
+    cpu0 = time.process_time()
+    fit_subjects = set(fold.train) | set(fold.val)
+
+    def floor_mask(pre, threshold: float) -> np.ndarray:  # noqa: ANN001
+        return ((np.asarray(pre.image[0]) > threshold) & (np.asarray(pre.mask) > 0)).astype(np.uint8)
+
+    fit = [cache.get(manifest, c, data, cfg.preprocess) for c in manifest.cases if c.subject in fit_subjects]
+    scores = []
+    for threshold in FLOOR_K:
+        dices = []
+        for pre in fit:
+            pred, ref = floor_mask(pre, threshold) > 0, np.asarray(pre.label) > 0
+            dices.append(2.0 * np.logical_and(pred, ref).sum() / max(pred.sum() + ref.sum(), 1))
+        scores.append(float(np.mean(dices)))
+    best_k = float(FLOOR_K[int(np.argmax(scores))])
+    rows = []
+    for case in (c for c in manifest.cases if c.subject in fold.test):
+        pre = cache.get(manifest, case, data, cfg.preprocess)
+        loaded = load_case(manifest, case, data)
+        pred = invert(floor_mask(pre, best_k), pre.record, "label").astype(np.uint8)
+        ref = (np.asarray(loaded.label.array) > 0).astype(np.uint8)
+        rows += label_map_metrics(
+            pred, ref, loaded.reference.spacing, manifest.labels, None, case.id, {"row": "floor", "fold": k}
+        )
+    return {
+        "rows": rows,
+        "k": best_k,
+        "train_cpu_minutes": round((time.process_time() - cpu0) / 60, 2),
+        "test": fold.test,
+    }
+
+
+def run_worker(index: int, count: int, data: Path, runs: Path, quick: bool) -> None:
+    manifest = load_manifest("ms_flair_t1")
+    folds = 2 if quick else len(fixed_splits(manifest, runs).folds)
+    for j, (row, k) in enumerate(job_list(folds)):
+        if j % count != index:
+            continue
+        done = runs / row / f"fold_{k}.json"
+        if done.exists():
+            continue
+        started = time.monotonic()
+        if row == "floor":
+            result = floor_fold(k, manifest, data, runs)
+        else:
+            result = run_model_fold(row, k, manifest, data, runs, quick)
+        result["date"] = str(datetime.date.today())
+        result["wall_minutes"] = round((time.monotonic() - started) / 60, 2)
+        done.parent.mkdir(parents=True, exist_ok=True)
+        tmp = done.with_suffix(".tmp")
+        tmp.write_text(json.dumps(result, indent=1, default=float) + "\n")
+        tmp.replace(done)
+        dsc = [r["dsc"] for r in result["rows"] if r["row"] == row]
+        print(f"{row} fold {k}: Dice {np.round(dsc, 3).tolist()} ({result['wall_minutes']} min)", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--runs", type=Path)
+    parser.add_argument("--worker", default="0/1", help="I/N: run every N-th job starting at I")
+    parser.add_argument("--report", action="store_true", help="assemble benchmarks/results/ms_recipe*.md")
+    parser.add_argument("--quick", action="store_true", help="20 s budgets, 2 folds (checks the script)")
+    args = parser.parse_args()
+    runs = args.runs or REPO / "runs" / ("ms_recipe_quick" if args.quick else "ms_recipe")
+    if args.report:
+        from ms_recipe_report import write_report
+
+        write_report(runs, REPO / "benchmarks" / "results", args.quick)
+        return
+    index, count = (int(x) for x in args.worker.split("/"))
+    run_worker(index, count, args.data, runs, args.quick)
+
+
+if __name__ == "__main__":
+    main()

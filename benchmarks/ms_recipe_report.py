@@ -1,0 +1,117 @@
+"""Assemble benchmarks/results/ms_recipe.md from the fold files of benchmarks/ms_recipe.py (rows with
+unfinished folds are reported with the folds they have, and say so)."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+from _timing import write_result
+from ms_recipe import METRICS, ROWS, UNCALIBRATED
+
+LABELS = {
+    "dsc": "Dice",
+    "precision": "precision",
+    "sensitivity": "sensitivity",
+    "lesion_f1": "lesion F1",
+    "avd": "AVD %",
+}
+
+
+def load_row(runs: Path, row: str) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((runs / row).glob("fold_*.json"))]
+
+
+def median_iqr(values: list[float]) -> str:
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    if not values:
+        return "n/a"
+    q1, q2, q3 = np.percentile(values, [25, 50, 75])
+    return f"{q2:.3f} [{q1:.3f}, {q3:.3f}]"
+
+
+def row_lines(name: str, rows: list[dict], folds: list[dict], total_folds: int) -> str:
+    cells = [median_iqr([r[m] for r in rows]) for m in METRICS]
+    cpu = np.median([f["train_cpu_minutes"] for f in folds]) if folds else float("nan")
+    done = f"{len(folds)}/{total_folds}"
+    return f"| {name} | {len(rows)} | {done} | " + " | ".join(cells) + f" | {cpu:.1f} |"
+
+
+def write_report(runs: Path, results: Path, quick: bool) -> Path:
+    splits = json.loads((runs / "splits.json").read_text())
+    total = 2 if quick else len(splits["folds"])
+    names = ["floor", *ROWS]
+    per_row: dict[str, list[dict]] = {}
+    fold_files: dict[str, list[dict]] = {}
+    for row in names:
+        folds = load_row(runs, row)
+        fold_files[row] = folds
+        for f in folds:
+            for r in f["rows"]:
+                per_row.setdefault(r["row"], []).append(r)
+    header = "| row | scans | folds | " + " | ".join(LABELS[m] for m in METRICS) + " | CPU min / fold |"
+    lines = [
+        "Leave-one-subject-out on ms_flair_t1 (open_ms_data patients 07, 19, 26 + mslesseg P14 at 3 time "
+        "points: 4 subjects, 6 scans); the same folds for every row; in each fold one training subject is "
+        "held out for validation. Medians over scans with [IQR]. CPU minutes: the training process's CPU "
+        "time per fold (one torch thread; preprocessing from the cache, training, validations and "
+        "calibration).",
+        f"Command: `python benchmarks/ms_recipe.py --worker 0/2 & ... --worker 1/2; python "
+        f"benchmarks/ms_recipe.py --report` ({datetime.date.today()}).",
+        "",
+        header,
+        "|" + "---|" * (len(METRICS) + 4),
+    ]
+    for row in names:
+        for name in [row] + ([f"{row}-uncalibrated"] if row in UNCALIBRATED else []):
+            if name in per_row:
+                lines.append(row_lines(name, per_row[name], fold_files[row], total))
+    missing = [row for row in names if len(fold_files[row]) < total]
+    if missing:
+        lines += ["", f"Not finished in this run (folds missing): {', '.join(missing)}."]
+    # per-scan Dice against the floor
+    floor = {r["case"]: r["dsc"] for r in per_row.get("floor", [])}
+    lines += [
+        "",
+        "Per scan: Dice of each model row against the FLAIR-threshold floor (k chosen on the fold's "
+        "training scans).",
+        "",
+    ]
+    shown = [
+        n for n in ("recipe-10m", "recipe-10m-uncalibrated", "recipe-5m", "old-sampling-5m") if n in per_row
+    ]
+    lines += ["| scan | floor (k) | " + " | ".join(shown) + " |", "|" + "---|" * (len(shown) + 2)]
+    floor_k = {c: f["k"] for f in fold_files.get("floor", []) for c in [r["case"] for r in f["rows"]]}
+    for case in sorted(floor):
+        cells = []
+        for name in shown:
+            value = next((r["dsc"] for r in per_row[name] if r["case"] == case), None)
+            mark = "" if value is None else (" (above)" if value > floor[case] else " (**not above**)")
+            cells.append("-" if value is None else f"{value:.3f}{mark}")
+        lines.append(
+            f"| {case} | {floor[case]:.3f} ({floor_k.get(case, float('nan')):.2f}) | "
+            + " | ".join(cells)
+            + " |"
+        )
+    # calibration and plans
+    lines += [
+        "",
+        "Calibration on the validation subject and the step plan of each fold:",
+        "",
+        "| row | fold | val subject | steps | s / step | threshold | min lesion mm3 "
+        "| val Dice (0.5 -> calibrated) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in ROWS:
+        for k, f in enumerate(fold_files[row]):
+            cal, plan = f.get("calibration") or {}, f["plan"]
+            lines.append(
+                f"| {row} | {k} | {', '.join(f['val'])} | {plan['steps']} | {plan['step_seconds']:.3f} | "
+                f"{cal.get('threshold', '-')} | {cal.get('min_lesion_mm3', '-')} | "
+                f"{cal.get('default_dice', float('nan')):.3f} -> {cal.get('val_dice', float('nan')):.3f} |"
+            )
+    name = "ms_recipe_quick.md" if quick else "ms_recipe.md"
+    return write_result(results / name, "\n".join(lines) + "\n")

@@ -1,0 +1,66 @@
+"""Intensity augmentation of z-scored slices: gamma, contrast, brightness, Gaussian noise and blur.
+
+nnU-Net v2's 2D intensity transforms, drawn per sample: each is applied with its own probability, so most
+samples see one or two of them. ``sample_intensity_params`` draws; ``apply_intensity`` is the
+deterministic twin, so a draw can be logged and replayed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+
+@dataclass(frozen=True)
+class IntensityParams:
+    """One draw; the identity by default."""
+
+    gamma: float = 1.0  # on intensities rescaled to [0, 1] per channel, then scaled back
+    contrast: float = 1.0  # multiply the deviation from the channel mean
+    brightness: float = 1.0  # multiply every intensity
+    noise_std: float = 0.0  # additive Gaussian noise (z-score units)
+    blur_sigma: float = 0.0  # Gaussian blur in pixels
+    noise_seed: int = 0
+
+    def is_identity(self) -> bool:
+        return self == IntensityParams(noise_seed=self.noise_seed)
+
+
+def sample_intensity_params(rng: np.random.Generator) -> IntensityParams:
+    """nnU-Net v2's probabilities and ranges: noise (p 0.1, variance U[0, 0.1]), blur (p 0.2, sigma
+    U[0.5, 1]), brightness (p 0.15, x U[0.75, 1.25]), contrast (p 0.15, x U[0.75, 1.25]), gamma (p 0.3,
+    U[0.7, 1.5])."""
+    draws = rng.random(5)
+    return IntensityParams(
+        noise_std=float(np.sqrt(rng.uniform(0, 0.1))) if draws[0] < 0.1 else 0.0,
+        blur_sigma=float(rng.uniform(0.5, 1.0)) if draws[1] < 0.2 else 0.0,
+        brightness=float(rng.uniform(0.75, 1.25)) if draws[2] < 0.15 else 1.0,
+        contrast=float(rng.uniform(0.75, 1.25)) if draws[3] < 0.15 else 1.0,
+        gamma=float(rng.uniform(0.7, 1.5)) if draws[4] < 0.3 else 1.0,
+        noise_seed=int(rng.integers(2**31)),
+    )
+
+
+def apply_intensity(image: np.ndarray, params: IntensityParams) -> np.ndarray:
+    """``image`` (C, H, W) float32 with ``params`` applied per channel (background stays where it was
+    only for brightness and contrast about 0; noise and blur touch every pixel, as in nnU-Net)."""
+    if params.is_identity():
+        return image
+    out = image.astype(np.float32, copy=True)
+    if params.noise_std > 0:
+        noise_rng = np.random.default_rng(params.noise_seed)
+        out += noise_rng.normal(0.0, params.noise_std, size=out.shape).astype(np.float32)
+    if params.blur_sigma > 0:
+        out = np.stack([ndimage.gaussian_filter(ch, params.blur_sigma) for ch in out]).astype(np.float32)
+    out *= params.brightness
+    if params.contrast != 1.0:
+        mean = out.mean(axis=(1, 2), keepdims=True)
+        lo, hi = out.min(axis=(1, 2), keepdims=True), out.max(axis=(1, 2), keepdims=True)
+        out = np.clip((out - mean) * params.contrast + mean, lo, hi)
+    if params.gamma != 1.0:
+        lo, hi = out.min(axis=(1, 2), keepdims=True), out.max(axis=(1, 2), keepdims=True)
+        span = np.maximum(hi - lo, 1e-7)
+        out = np.power((out - lo) / span, params.gamma) * span + lo
+    return out.astype(np.float32)

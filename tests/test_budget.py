@@ -1,0 +1,198 @@
+"""The lesion recipe: budget -> step count, the schedule over it, calibration saved and used by predict,
+forced lesion share, intensity augmentation, --device and the train overwrite guard."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lesionseg.augment import IntensityParams, apply_intensity, sample_intensity_params
+from lesionseg.config.train import DEFAULT_METHOD, resolve_train_config
+from lesionseg.data.cache import PreprocessCache
+from lesionseg.data.manifest import load_manifest
+from lesionseg.errors import LesionsegError
+from lesionseg.infer.predictor import Predictor, load_members
+from lesionseg.nets.checkpoint import load_checkpoint
+from lesionseg.nets.device import resolve_device
+from lesionseg.train.budget import plan_steps, step_learning_rate
+from lesionseg.train.calibrate import calibrate
+from lesionseg.train.run import train_model
+from lesionseg.train.samples import SliceBatcher
+
+RECIPE_TINY = ["width=4", "batch_size=2", "evaluations=2", "val_max_slices=4"]
+
+
+def recipe(*extra: str):  # noqa: ANN201
+    return resolve_train_config(DEFAULT_METHOD, "cpu", overrides=[*RECIPE_TINY, *extra])
+
+
+def train(phantom_dir: Path, out: Path, cfg):  # noqa: ANN001, ANN201
+    manifest = load_manifest(phantom_dir / "manifest.json")
+    subjects = manifest.subjects
+    cache = PreprocessCache(out.parent / "cache")
+    return train_model(cfg, manifest, phantom_dir, subjects[:2], subjects[2:], out, cache, progress=False)
+
+
+def test_the_default_method_is_the_budget_planned_recipe() -> None:
+    cfg = resolve_train_config(DEFAULT_METHOD, "cpu")
+    assert cfg.method == "lesion-unet" and cfg.lr_schedule == "poly" and cfg.budget_s == 1200
+    assert cfg.calibrate and cfg.lesion_sample_fraction == pytest.approx(1 / 3) and cfg.patch_size is None
+    assert cfg.loss == "dice_bce_loss" and cfg.intensity_augmentation
+
+
+@pytest.mark.parametrize(
+    ("budget", "spent", "step_s", "val_s", "cal_s", "expected"),
+    [(100.0, 10.0, 0.5, 2.0, 5.0, int((100 - 10 - 10 * 2 - 5) / 0.5)), (60.0, 0.0, 0.1, 1.0, 0.0, 500)],
+)
+def test_the_budget_becomes_a_step_count_split_into_evaluations(  # noqa: PLR0913
+    budget: float, spent: float, step_s: float, val_s: float, cal_s: float, expected: int
+) -> None:
+    cfg = replace(recipe(), budget_s=budget, evaluations=10)
+    plan = plan_steps(cfg, spent, step_s, val_s, cal_s)
+    assert plan.epochs == 10 and plan.steps == plan.epochs * plan.steps_per_epoch
+    assert expected <= plan.steps < expected + 10
+
+
+def test_fixed_steps_win_over_the_budget() -> None:
+    plan = plan_steps(replace(recipe(), steps=37, budget_s=1e6, evaluations=5), 0.0, 1.0, 1.0, 0.0)
+    assert (plan.steps, plan.epochs, plan.steps_per_epoch) == (40, 5, 8)
+
+
+@pytest.mark.parametrize("schedule", ["poly", "cosine"])
+def test_the_schedule_warms_up_then_ends_at_the_last_step(schedule: str) -> None:
+    cfg = replace(recipe(), lr_schedule=schedule, warmup_fraction=0.1, lr=1e-3)
+    total = 200
+    lrs = [step_learning_rate(cfg, s, total) for s in range(total + 1)]
+    assert lrs[0] == pytest.approx(1e-3 / 20) and lrs[19] == pytest.approx(1e-3)  # 20 warm-up steps
+    assert all(a >= b for a, b in zip(lrs[19:], lrs[20:], strict=False))  # then never rises
+    assert 0 < lrs[total - 1] < 2e-5 and lrs[total] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_a_budgeted_run_records_its_plan_and_trains_exactly_that_many_steps(
+    phantom_dir: Path, tmp_path: Path
+) -> None:
+    result = train(phantom_dir, tmp_path / "run", recipe("budget_s=3"))
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    plan = json.loads((tmp_path / "run" / "plan.json").read_text())
+    assert saved["steps"] == plan["steps"] == saved["epochs"] * saved["steps_per_epoch"]
+    assert sum(h["steps"] for h in result.history) == plan["steps"]
+    assert plan["step_seconds"] > 0 and plan["validation_seconds"] > 0
+    assert result.history[-1]["lr"] < result.history[0]["lr"]  # the decay reached the end
+
+
+def test_fixed_steps_train_exactly_that_many(phantom_dir: Path, tmp_path: Path) -> None:
+    result = train(phantom_dir, tmp_path / "run", recipe("steps=6", "budget_s=null"))
+    assert sum(h["steps"] for h in result.history) == 6
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["steps"] == 6
+
+
+def test_calibration_picks_the_threshold_and_size_that_remove_noise() -> None:
+    rng = np.random.default_rng(0)
+    ref = np.zeros((40, 40, 20), bool)
+    ref[10:20, 10:20, 5:10] = True
+    prob = np.where(ref, 0.7, 0.05).astype(np.float32)
+    noise = rng.random(ref.shape) < 0.002  # isolated false-positive voxels of high probability
+    prob[noise & ~ref] = 0.95
+    result = calibrate([prob], [ref], [1.0])
+    assert result.min_lesion_mm3 >= 3.0 and result.threshold <= 0.7
+    assert result.val_dice == pytest.approx(1.0) and result.default_dice < result.val_dice
+
+
+def test_calibrated_threshold_and_size_are_saved_and_used_by_predict(
+    phantom_dir: Path, tmp_path: Path
+) -> None:
+    result = train(phantom_dir, tmp_path / "run", recipe("steps=4", "budget_s=null"))
+    state = load_checkpoint(result.best)
+    calibration = json.loads((tmp_path / "run" / "calibration.json").read_text())
+    assert state["threshold"] == calibration["threshold"]
+    assert state["min_lesion_mm3"] == calibration["min_lesion_mm3"]
+    predictor = Predictor(load_members([result.best]))
+    assert predictor.threshold == state["threshold"]
+    assert predictor.min_lesion_mm3 == state["min_lesion_mm3"]
+    explicit = Predictor(load_members([result.best]), threshold=0.42, min_lesion_mm3=7.0)
+    assert (explicit.threshold, explicit.min_lesion_mm3) == (0.42, 7.0)
+
+
+def test_a_third_of_every_batch_is_forced_onto_lesion(phantom_dir: Path, tmp_path: Path) -> None:
+    manifest = load_manifest(phantom_dir / "manifest.json")
+    cache = PreprocessCache(tmp_path / "cache")
+    cfg = recipe("batch_size=6", "intensity_augmentation=false", "augmentation=none")
+    cases = [cache.get(manifest, c, phantom_dir, cfg.preprocess) for c in manifest.cases]
+    batcher = SliceBatcher(cases, cfg, [0, 1], 1)
+    assert 0 < len(batcher.lesion_entries) < len(batcher.entries)  # lesion-free slices are drawn too
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        targets = batcher.batch(rng)["targets"]
+        assert all(t.any() for t in targets[:2])  # round(6 / 3) forced samples
+
+
+def test_intensity_augmentation_is_replayable_and_identity_by_default() -> None:
+    image = np.random.default_rng(1).normal(size=(2, 16, 16)).astype(np.float32)
+    assert apply_intensity(image, IntensityParams()) is image
+    params = sample_intensity_params(np.random.default_rng(3))
+    assert np.array_equal(apply_intensity(image, params), apply_intensity(image, params))
+    draws = [sample_intensity_params(np.random.default_rng(s)) for s in range(200)]
+    assert 0.2 < np.mean([d.gamma != 1.0 for d in draws]) < 0.4  # gamma with probability 0.3
+
+
+def test_device_cuda_without_cuda_is_a_one_line_error() -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")  # the error path only exists without it
+    assert resolve_device("auto").type == "cpu" and resolve_device("cpu").type == "cpu"
+    with pytest.raises(LesionsegError, match="no CUDA device"):
+        resolve_device("cuda")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lesionseg.cli.main",
+            "train",
+            "--manifest",
+            "x",
+            "--root",
+            ".",
+            "--out",
+            "o",
+            "--device",
+            "cuda",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "CUDA" in proc.stderr
+
+
+def test_train_refuses_to_replace_an_earlier_run(phantom_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "best.pt").write_bytes(b"earlier")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lesionseg.cli.main",
+            "train",
+            "--manifest",
+            str(phantom_dir / "manifest.json"),
+            "--root",
+            str(phantom_dir),
+            "--out",
+            str(out),
+            "--steps",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2 and "--overwrite" in proc.stderr and "Traceback" not in proc.stderr
+    assert (out / "best.pt").read_bytes() == b"earlier"
