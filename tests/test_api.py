@@ -157,3 +157,14 @@ def test_import_lesionseg_is_cheap() -> None:
     assert out.split() == ["False", "False"]
     public = {"segment", "read_volume", "write_volume", "evaluate", "Predictor", "train"}
     assert public <= set(lesionseg.__all__)
+
+
+@pytest.mark.slow
+def test_the_docstring_examples_run() -> None:
+    """segment, evaluate and train as their docstrings show them (a 2-step training on a phantom)."""
+    import doctest
+
+    import lesionseg.api
+
+    result = doctest.testmod(lesionseg.api, optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 10 and result.failed == 0
