@@ -7,7 +7,6 @@ options that change the result are typed (:class:`InferenceOptions`).
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ class InferenceOptions:
     """What changes a prediction, with the CLI's defaults.
 
     ``threshold``: None = the model's own; ``min_lesion_mm3``: drop smaller predicted lesions (None =
-    the model's calibrated value where the Predictor has one, else 0);
+    the model's calibrated value, else 0);
     ``tta``: left-right flip test-time augmentation; ``bf16``: bfloat16 autocast where the CPU supports
     it (:func:`bf16_supported`); ``device``: "auto" (CUDA when available), "cpu", "cuda", ...
     """
@@ -93,20 +92,13 @@ def load_predictor(
         from lesionseg.models import bundled_model_path
 
         models = [bundled_model_path()]
-    parameters = inspect.signature(Predictor).parameters
-    extra = {}
-    if "device" in parameters:  # the Predictor resolves "auto" itself
-        extra["device"] = options.device
-    min_lesion_mm3 = options.min_lesion_mm3
-    if min_lesion_mm3 is None and parameters["min_lesion_mm3"].default is not None:
-        min_lesion_mm3 = 0.0  # a Predictor without calibrated values
     return Predictor(
         load_members(list(models)),
         options.threshold,
         options.tta,
-        min_lesion_mm3,
+        options.min_lesion_mm3,
         bf16=options.bf16 and bf16_supported(),
-        **extra,
+        device=options.device,
     )
 
 
