@@ -81,7 +81,9 @@ def write_report(runs: Path, results: Path, quick: bool) -> Path:
         "",
     ]
     shown = [
-        n for n in ("recipe-10m", "recipe-10m-uncalibrated", "recipe-5m", "old-sampling-5m") if n in per_row
+        n
+        for n in ("recipe-10m", "recipe-10m-uncalibrated", "recipe-5m", "old-sampling-5m", "recipe-20m")
+        if n in per_row
     ]
     lines += ["| scan | floor (k) | " + " | ".join(shown) + " |", "|" + "---|" * (len(shown) + 2)]
     floor_k = {c: f["k"] for f in fold_files.get("floor", []) for c in [r["case"] for r in f["rows"]]}

@@ -42,7 +42,7 @@ def train(phantom_dir: Path, out: Path, cfg):  # noqa: ANN001, ANN201
 
 def test_the_default_method_is_the_budget_planned_recipe() -> None:
     cfg = resolve_train_config(DEFAULT_METHOD, "cpu")
-    assert cfg.method == "lesion-unet" and cfg.lr_schedule == "poly" and cfg.budget_s == 1200
+    assert cfg.method == "lesion-unet" and cfg.lr_schedule == "poly" and cfg.budget_s == 600
     assert cfg.calibrate and cfg.lesion_sample_fraction == pytest.approx(1 / 3) and cfg.patch_size is None
     assert cfg.loss == "dice_bce_loss" and cfg.intensity_augmentation
 
@@ -196,3 +196,12 @@ def test_train_refuses_to_replace_an_earlier_run(phantom_dir: Path, tmp_path: Pa
     )
     assert proc.returncode == 2 and "--overwrite" in proc.stderr and "Traceback" not in proc.stderr
     assert (out / "best.pt").read_bytes() == b"earlier"
+
+
+def test_calibration_does_not_pick_one_blob_that_detects_every_lesion() -> None:
+    ref = np.zeros((40, 40, 20), bool)
+    ref[5:8, 5:8, 5:8] = ref[30:33, 30:33, 10:13] = True
+    prob = np.full(ref.shape, 0.03, np.float32)  # the whole volume just above the lowest threshold
+    prob[ref] = 0.8
+    result = calibrate([prob], [ref], [1.0])
+    assert result.threshold > 0.03 and result.val_dice == pytest.approx(1.0)

@@ -11,8 +11,8 @@ from lesionseg.cli.main import main
 
 
 def test_demo_runs_end_to_end_and_prints_the_report(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    code = main(["demo", "--out", str(tmp_path / "demo"), "--cases", "4", "--quiet", "--set", "epochs=1",
-                 "--set", "steps_per_epoch=2", "--set", "width=4"])
+    code = main(["demo", "--out", str(tmp_path / "demo"), "--cases", "4", "--quiet", "--set", "steps=4",
+                 "--set", "budget_s=null", "--set", "evaluations=2", "--set", "width=4"])
     out = capsys.readouterr().out
     assert code == 0
     report = tmp_path / "demo" / "evaluation" / "report.html"

@@ -28,17 +28,21 @@ class IntensityParams:
         return self == IntensityParams(noise_seed=self.noise_seed)
 
 
-def sample_intensity_params(rng: np.random.Generator) -> IntensityParams:
+def sample_intensity_params(rng: np.random.Generator, strong: bool = False) -> IntensityParams:
     """nnU-Net v2's probabilities and ranges: noise (p 0.1, variance U[0, 0.1]), blur (p 0.2, sigma
     U[0.5, 1]), brightness (p 0.15, x U[0.75, 1.25]), contrast (p 0.15, x U[0.75, 1.25]), gamma (p 0.3,
-    U[0.7, 1.5])."""
+    U[0.7, 1.5]). ``strong`` widens brightness (p 0.3, U[0.7, 1.3]), contrast (p 0.5, U[0.6, 1.5]) and
+    gamma (p 0.5, U[0.6, 1.6]): for training sets that mix sites whose lesion contrast differs."""
     draws = rng.random(5)
+    bright_p, bright = (0.3, (0.7, 1.3)) if strong else (0.15, (0.75, 1.25))
+    contrast_p, contrast = (0.5, (0.6, 1.5)) if strong else (0.15, (0.75, 1.25))
+    gamma_p, gamma = (0.5, (0.6, 1.6)) if strong else (0.3, (0.7, 1.5))
     return IntensityParams(
         noise_std=float(np.sqrt(rng.uniform(0, 0.1))) if draws[0] < 0.1 else 0.0,
         blur_sigma=float(rng.uniform(0.5, 1.0)) if draws[1] < 0.2 else 0.0,
-        brightness=float(rng.uniform(0.75, 1.25)) if draws[2] < 0.15 else 1.0,
-        contrast=float(rng.uniform(0.75, 1.25)) if draws[3] < 0.15 else 1.0,
-        gamma=float(rng.uniform(0.7, 1.5)) if draws[4] < 0.3 else 1.0,
+        brightness=float(rng.uniform(*bright)) if draws[2] < bright_p else 1.0,
+        contrast=float(rng.uniform(*contrast)) if draws[3] < contrast_p else 1.0,
+        gamma=float(rng.uniform(*gamma)) if draws[4] < gamma_p else 1.0,
         noise_seed=int(rng.integers(2**31)),
     )
 

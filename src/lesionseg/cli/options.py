@@ -53,7 +53,7 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
         metavar="DURATION",
         help="CPU time per model (wall time on CUDA), e.g. 20m or 1h. Budget-planned methods (lesion-unet) "
         "turn it into a step count after a timed warm-up and fit the learning-rate schedule to it (default "
-        "20m); the papers' epoch schedules stop cleanly at it, keeping the best checkpoint",
+        "10m); the papers' epoch schedules stop cleanly at it, keeping the best checkpoint",
     )
     parser.add_argument(
         "--steps",

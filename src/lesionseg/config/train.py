@@ -61,6 +61,7 @@ class TrainConfig:
     lesion_sample_fraction: float | None = None  # share of samples forced onto lesion; rest: any brain slice
     augmentation: Literal["none", "tscnn", "wmh", "lesion"] = "none"
     intensity_augmentation: bool = False  # gamma, contrast, brightness, noise, blur (augment/intensity.py)
+    intensity_strength: Literal["nnunet", "strong"] = "nnunet"  # strong: wider, drawn per input channel
     augmented_copies: int = 10  # wmh: fixed augmented copies of each lesion slice (thesis section 2.3)
     pixel_sampler: Literal["none", "uniform", "class_balanced"] = "none"
     pixels_per_image: int = 2000
@@ -164,7 +165,7 @@ LESION_UNET = dict(
     batch_size=8,
     lr_schedule="poly",
     warmup_fraction=0.02,
-    budget_s=1200.0,
+    budget_s=600.0,
     evaluations=12,
     slice_filter="brain",
     lesion_sample_fraction=1 / 3,

@@ -49,8 +49,9 @@ def train_model(
     config.json (the resolved config), last.pt, best.pt, history.csv, loss_curve.png."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    with atomic_output(out / "config.json") as tmp:
-        tmp.write_text(json.dumps(to_dict(cfg), indent=2) + "\n")
+    if not (resume and (out / "last.pt").exists()):  # a resumed run keeps the config (and plan) it began with
+        with atomic_output(out / "config.json") as tmp:
+            tmp.write_text(json.dumps(to_dict(cfg), indent=2) + "\n")
     train_cases = preprocessed_cases(manifest, root, train_subjects, cfg, cache)
     val_cases = preprocessed_cases(manifest, root, val_subjects, cfg, cache)
     extra = {

@@ -110,13 +110,24 @@ class SliceBatcher:
         if params is not None:
             image, label = apply_affine_2d(image, label, params)
         if self.cfg.intensity_augmentation:
-            image = apply_intensity(image, sample_intensity_params(rng))
+            image = self.intensity(image, case.image.shape[0], rng)
         if self.cfg.patch_size is not None:
             ph, pw = (min(p, s) for p, s in zip(self.cfg.patch_size, image.shape[1:], strict=True))
             probability = 1.0 if on_lesion else self.cfg.lesion_patch_probability
             r, c = random_patch_origin(image.shape[1:], (ph, pw), rng, label, probability)
             image, label = image[:, r : r + ph, c : c + pw], label[r : r + ph, c : c + pw]
         return np.ascontiguousarray(image), np.ascontiguousarray(label)
+
+    def intensity(self, image: np.ndarray, modalities: int, rng: np.random.Generator) -> np.ndarray:
+        """One intensity draw for the whole sample, or (strong) one per modality, shared by that
+        modality's context slices (channels are ordered [t-1 modalities, t modalities, t+1 modalities])."""
+        if self.cfg.intensity_strength != "strong":
+            return apply_intensity(image, sample_intensity_params(rng))
+        out = image.copy()
+        for m in range(modalities):
+            params = sample_intensity_params(rng, strong=True)
+            out[m::modalities] = apply_intensity(image[m::modalities], params)
+        return out
 
     def batch(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """``images`` (B, context*C, h, w) float32, ``targets`` (B, h, w) int64 and, for PixelNet,

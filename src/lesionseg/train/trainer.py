@@ -359,7 +359,7 @@ class Trainer:
             prob = predict_volume(
                 net,
                 case.image,
-                None,
+                np.asarray(case.mask),
                 self.cfg.context_slices,
                 z_indices=zs,
                 bf16=self.cfg.bf16,
