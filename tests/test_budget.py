@@ -205,3 +205,19 @@ def test_calibration_does_not_pick_one_blob_that_detects_every_lesion() -> None:
     prob[ref] = 0.8
     result = calibrate([prob], [ref], [1.0])
     assert result.threshold > 0.03 and result.val_dice == pytest.approx(1.0)
+
+
+def test_without_a_validation_subject_the_checkpoint_is_the_last(phantom_dir: Path, tmp_path: Path) -> None:
+    manifest = load_manifest(phantom_dir / "manifest.json")
+    cfg = recipe("steps=6", "budget_s=null", "evaluations=3", "calibrate=false")
+    result = train_model(
+        cfg,
+        manifest,
+        phantom_dir,
+        manifest.subjects[:1],
+        [],
+        tmp_path / "run",
+        PreprocessCache(tmp_path / "c"),
+        progress=False,
+    )
+    assert load_checkpoint(result.best)["epoch"] == load_checkpoint(result.last)["epoch"] == 3

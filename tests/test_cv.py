@@ -74,3 +74,14 @@ def test_cv_runs_end_to_end_for_every_method(
     table = (out / "table.md").read_text()
     assert "| Fold | DSC | Sensitivity | Specificity | Hausdorff Distance |" in table
     assert "Median over folds" in table
+
+
+def test_cv_says_when_folds_become_leave_one_out_without_validation() -> None:
+    from lesionseg.data.splits import make_splits
+    from lesionseg.train.cv import split_notes
+
+    splits = make_splits(["a", "b"], 5, seed=0)
+    notes = split_notes(splits, 5, 2)
+    assert any("leave-one-subject-out (2 folds)" in n for n in notes)
+    assert sum("no validation subject" in n for n in notes) == 2
+    assert split_notes(make_splits(["a", "b", "c", "d"], 4, seed=0), 4, 4) == []

@@ -79,6 +79,9 @@ def run_cross_validation(
         loads = lesion_loads(manifest, root, cfg0, cache)
         splits = make_splits(manifest.subjects, folds, cfg0.seed, loads, cfg0.val_fraction)
     splits.save(out / "splits.json")
+    if progress:
+        for line in split_notes(splits, folds, len(set(manifest.subjects))):
+            print(line, flush=True)
     rows: list[dict] = []
     for fold in splits.folds:
         if only_folds is not None and fold.fold not in only_folds:
@@ -114,6 +117,24 @@ def run_cross_validation(
         summary["subjects"] = summarize(subject_rows)
     write_cv_outputs(out, rows, summary, manifest, subject_rows)
     return CVResult(rows, summary, splits, cpu_minutes, out)
+
+
+def split_notes(splits: Splits, folds_asked: int, n_subjects: int) -> list[str]:
+    """What the user should know before the folds run: leave-one-subject-out instead of the folds asked
+    for, and folds that have no validation subject (their checkpoint is the last, not the best)."""
+    notes = []
+    if splits.scheme == "leave-one-subject-out" and folds_asked > n_subjects:
+        notes.append(
+            f"note: {folds_asked} folds asked, but the set has {n_subjects} subjects: "
+            f"leave-one-subject-out ({len(splits.folds)} folds)"
+        )
+    for fold in splits.folds:
+        if not fold.val:
+            notes.append(
+                f"note: fold {fold.fold} has a single training subject and no validation subject: its "
+                "validation figures are measured on training data and its checkpoint is the last one"
+            )
+    return notes
 
 
 def predict_and_score(

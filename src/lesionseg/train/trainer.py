@@ -226,7 +226,8 @@ class Trainer:
                     seconds=round(time.monotonic() - epoch_start, 2),
                 )
             )
-            improved = val_dice > self.best_metric
+            # without a held-out subject the validation Dice is measured on training data: keep the last
+            improved = val_dice > self.best_metric or self.val_on_train
             if improved:
                 self.best_metric = val_dice
             if val_loss < self.best_val_loss - 1e-6:
