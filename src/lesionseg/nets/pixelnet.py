@@ -19,6 +19,15 @@ up-sampling the features and concatenating, because bilinear interpolation is li
 to 1, so the bias is added once after the sum). The other two layers run as 1x1 convolutions. Training
 uses `forward_pixels` on sampled pixels (the paper's sparse prediction, N = 2000 per image).
 
+Masked dense inference (`forward_masked`, or `forward(x, brain_mask=...)`, which slice-wise inference uses):
+the convolutions run on the whole slice as in `forward`, but the MLP only at the brain pixels. Each
+hypercolumn block enters W1 at whichever is cheaper: read the features at the brain pixels and multiply
+(fine maps), or apply W1's block at the map's native resolution and read the mlp_width-channel partial sum
+(coarse maps); the reads use `forward_pixels`' sampling. Brain pixels get `forward`'s logits (up to
+float rounding); the rest get background (sigmoid 0; softmax 1 for class 0). The MLP is most of the dense
+cost (see Widths), so the saving follows the share of the slice outside the brain
+(benchmarks/bench_pixelnet_masked.py).
+
 Widths: the paper uses VGG-16 (w = 64, fc6/fc7 4096, fc6 7x7) and a 4096-wide MLP. For CPU the defaults are
 narrower: fc_width 1024 with a 3x3 fc6 (the reduced fc6 of DeepLab-LargeFOV) and mlp_width 512. The dense
 MLP's second layer alone costs 2 * mlp_width**2 FLOPs per pixel: 34 GFLOPs per 256 x 256 slice at 512,
@@ -52,6 +61,11 @@ VGG16_BLOCK_MULTIPLIERS = (1, 2, 4, 8, 8)
 TORCHVISION_VGG16_CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
 HYPERCOLUMN_LAYERS = ("conv1_2", "conv2_2", "conv3_3", "conv4_3", "conv5_3", "fc7")
 DOWNSAMPLING_FACTOR = 32
+# Logit given outside the brain by `forward_masked`: sigmoid(-1e4) and softmax([0, -1e4, ...])[1:] are exactly
+# 0 in float32 and bfloat16, and the value stays finite in float16.
+BACKGROUND_LOGIT = -1.0e4
+# `forward_masked`: one value gathered from memory costs about as much CPU time as this many multiply-adds.
+READ_COST = 16
 
 
 @dataclass(frozen=True)
@@ -78,7 +92,10 @@ class PixelNetConfig:
 
 
 class PixelNet(nn.Module):
-    """PixelNet with a VGG-16 hypercolumn. `forward` is dense; `forward_pixels` predicts sampled pixels."""
+    """PixelNet with a VGG-16 hypercolumn. `forward` is dense; `forward_pixels` predicts sampled pixels;
+    `forward_masked` is dense on brain pixels only."""
+
+    accepts_brain_mask = True  # slice-wise inference passes each slice's brain mask to `forward`
 
     def __init__(self, config: PixelNetConfig) -> None:
         super().__init__()
@@ -129,11 +146,16 @@ class PixelNet(nn.Module):
         out.append(self.fc(self.pool(x)))
         return out
 
-    def forward(self, x: torch.Tensor, coords: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, coords: torch.Tensor | None = None, brain_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Dense prediction: (B, T*C, H, W) -> logits (B, K, H, W); with ``coords`` (B, N, 2) the sparse
-        training path `forward_pixels` (so DistributedDataParallel, which wraps ``forward``, sees it)."""
+        training path `forward_pixels` (so DistributedDataParallel, which wraps ``forward``, sees it); with
+        ``brain_mask`` (B, H, W) the masked dense path `forward_masked`."""
         if coords is not None:
             return self.forward_pixels(x, coords)
+        if brain_mask is not None:
+            return self.forward_masked(x, brain_mask)
         check_input(x, self.config)
         h, w = x.shape[-2:]
         x = pad_to_multiple(x, DOWNSAMPLING_FACTOR)
@@ -153,6 +175,65 @@ class PixelNet(nn.Module):
         hidden = F.relu(F.conv2d(hidden, second.weight[:, :, None, None], second.bias))
         logits = F.conv2d(hidden, last.weight[:, :, None, None], last.bias)
         return logits[..., :h, :w]
+
+    def forward_masked(self, x: torch.Tensor, brain_mask: torch.Tensor) -> torch.Tensor:
+        """Dense prediction on brain pixels only: (B, T*C, H, W) and ``brain_mask`` (B, H, W) (non-zero =
+        brain) -> logits (B, K, H, W), `forward`'s logits on the brain and `BACKGROUND_LOGIT` outside it
+        (for K > 1, class 0 gets 0 there: background with softmax probability 1)."""
+        check_input(x, self.config)
+        b, _, h, w = x.shape
+        if tuple(brain_mask.shape) != (b, h, w):
+            raise ValueError(f"brain_mask must be (B, H, W) = {(b, h, w)}, got {tuple(brain_mask.shape)}")
+        first, second, last = self.mlp
+        out = x.new_full((b, self.config.num_classes, h, w), BACKGROUND_LOGIT)
+        if self.config.num_classes > 1:
+            out[:, 0] = 0.0
+        where = (brain_mask.to(x.device) != 0).nonzero()  # (P, 3): batch, row, col, batch-major
+        if len(where) == 0:
+            return out
+        x = pad_to_multiple(x, DOWNSAMPLING_FACTOR)
+        height, width = x.shape[-2:]
+        batch, rows, cols = where.unbind(1)
+
+        def read(maps: torch.Tensor) -> torch.Tensor:
+            """(B, C, h_s, w_s) -> (P, C) at the brain pixels: bilinear, border-clamped, pixel centres at
+            (p + 0.5) / s - 0.5 (the formula of `interpolate(align_corners=False)` and `grid_sample`),
+            gathered from a channels-last copy so that each tap reads whole rows."""
+            h_s, w_s = maps.shape[-2:]
+            table = maps.permute(0, 2, 3, 1).reshape(-1, maps.shape[1])
+            if (h_s, w_s) == (height, width):
+                return table[(batch * h_s + rows) * w_s + cols]
+            taps = []
+            for coord, size, full in ((rows, h_s, height), (cols, w_s, width)):
+                src = ((coord.double() + 0.5) * (size / full) - 0.5).clamp(min=0.0)
+                low = src.floor().long().clamp(max=size - 1)
+                frac = (src - low).to(maps.dtype)[:, None]
+                taps.append(((low, 1 - frac), ((low + 1).clamp(max=size - 1), frac)))
+            values = torch.zeros(len(where), table.shape[1], dtype=table.dtype, device=table.device)
+            for r, wr in taps[0]:
+                for c, wc in taps[1]:
+                    values.addcmul_(table.index_select(0, (batch * h_s + r) * w_s + c), wr * wc)
+            return values
+
+        hidden: torch.Tensor | None = None
+        offsets = [sum(self.hypercolumn_channels[:i]) for i in range(len(self.hypercolumn_channels))]
+        parts = zip(self.features(x), self.hypercolumn_channels, offsets, strict=True)
+        for feature, channels, offset in reversed(list(parts)):
+            weight = first.weight[:, offset : offset + channels]
+            # Read then multiply, or multiply at the map's own resolution then read: the cheaper, counting
+            # a gathered value (4 taps) as READ_COST multiply-adds (m = mlp_width).
+            m, map_pixels = weight.shape[0], feature.shape[-2] * feature.shape[-1]
+            read_first = len(where) * channels * (m + 4 * READ_COST)
+            if read_first <= map_pixels * channels * m + len(where) * m * 4 * READ_COST:
+                partial = read(feature) @ weight.T.to(feature.dtype)
+            else:
+                partial = read(F.conv2d(feature, weight[:, :, None, None]))
+            hidden = partial.float() if hidden is None else hidden.add_(partial)
+        assert hidden is not None
+        hidden = F.relu(hidden.add_(first.bias), inplace=True)
+        logits = last(F.relu(second(hidden), inplace=True))
+        out[where[:, 0], :, where[:, 1], where[:, 2]] = logits.to(out.dtype)
+        return out
 
     def hypercolumns(self, x: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
         """Hypercolumns h_p at pixels coords (B, N, 2) int64 (row, col) -> (B, N, D), D = sum of widths."""
