@@ -47,6 +47,7 @@ def predict_volume(
     if z_indices is None:
         z_indices = np.arange(depth) if mask is None else np.flatnonzero(mask.reshape(-1, depth).any(axis=0))
     window = brain_window(mask, image.shape[1:3], crop_multiple) if crop_multiple else None
+    masked = mask is not None and getattr(model, "accepts_brain_mask", False)  # PixelNet: MLP on brain only
     out: np.ndarray | None = None
     for start in range(0, len(z_indices), batch_size):
         zs = z_indices[start : start + batch_size]
@@ -56,10 +57,16 @@ def predict_volume(
         batch = torch.from_numpy(np.stack(slices)).to(device)
         if channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
+        brain: dict[str, torch.Tensor] = {}
+        if masked:
+            planes = np.stack([np.asarray(mask[..., int(z)]) > 0 for z in zs])
+            planes = planes[:, window[0], window[1]] if window is not None else planes
+            brain = {"brain_mask": torch.from_numpy(planes).to(device)}
         with autocast(bf16, device):
-            prob = probabilities(model(batch).float())
+            prob = probabilities(model(batch, **brain).float())
             if flip_tta:
-                prob = 0.5 * (prob + probabilities(model(batch.flip(-2)).float()).flip(-2))
+                flipped = {k: v.flip(-2) for k, v in brain.items()}
+                prob = 0.5 * (prob + probabilities(model(batch.flip(-2), **flipped).float()).flip(-2))
         prob_np = prob.float().cpu().numpy().transpose(1, 2, 3, 0)  # (K, X, Y, b)
         if out is None:
             out = np.zeros((prob_np.shape[0], *image.shape[1:]), dtype=np.float32)
