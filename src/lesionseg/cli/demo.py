@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from lesionseg.io import write_volume
     from lesionseg.phantom import write_phantom_dataset
     from lesionseg.report.evaluate import evaluate_folder
+    from lesionseg.report.evaluation import provenance_from_run
     from lesionseg.train.run import train_model
 
     if args.cases < 4:
@@ -66,9 +67,7 @@ def run(args: argparse.Namespace) -> int:
     if report.failed:
         raise LesionsegError("the phantom failed its dataset check", manifest_path)
 
-    cfg = resolve_train_config(
-        args.method, "cpu", overrides=[DEMO_BUDGET, f"seed={args.seed}", *args.set]
-    )
+    cfg = resolve_train_config(args.method, "cpu", overrides=[DEMO_BUDGET, f"seed={args.seed}", *args.set])
     subjects = manifest.subjects
     test, val, train = subjects[-2:], subjects[-3:-2], subjects[:-3]
     step(f"preprocessing (target size {cfg.preprocess.target_size}, cached in {out / 'cache'})")
@@ -79,7 +78,11 @@ def run(args: argparse.Namespace) -> int:
     step(
         f"training {cfg.method} ({cfg.network}, width {cfg.width}) on {len(train)} cases, "
         f"validating on {len(val)}: "
-        + (f"{cfg.budget_s:.0f} CPU seconds" if cfg.budget_s else f"{cfg.epochs} x {cfg.steps_per_epoch} steps")
+        + (
+            f"{cfg.budget_s:.0f} CPU seconds"
+            if cfg.budget_s
+            else f"{cfg.epochs} x {cfg.steps_per_epoch} steps"
+        )
     )
     result = train_model(cfg, manifest, data, train, val, out / "model", cache, progress=not args.quiet)
 
@@ -99,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
         out / "evaluation",
         title="lesionseg demo: phantom, held-out cases",
         case_ids=[c.id for c in manifest.cases if c.subject in test],
+        provenance=provenance_from_run(result.best),
     )
     summary = json.loads((out / "evaluation" / "summary.json").read_text())
     metrics = summary["labels"]["lesion"]["metrics"]
