@@ -156,6 +156,11 @@ def _as_3d(array: np.ndarray, path: Path) -> np.ndarray:
 
 
 def _checked_values(array: np.ndarray, kind: VolumeKind, path: Path) -> np.ndarray:
+    if array.dtype == np.bool_:
+        array = array.astype(np.uint8)
+    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        # RGB/RGBA (structured) or complex voxels: found by tests/test_fuzz.py
+        raise LesionsegError(f"unsupported voxel type {array.dtype} (expected integers or floats)", path)
     if np.issubdtype(array.dtype, np.floating):
         bad = int(np.count_nonzero(~np.isfinite(array)))
         if bad:

@@ -239,17 +239,18 @@ def read_input(spec: Path | ImageSpec, root: Path | None, kind: str) -> Volume:
 
 
 def binarised(ref: Volume, pred: Volume, labels: dict[str, int] | None) -> tuple[Volume, Volume]:
-    """For a binary task, both maps as 0/1 (non-zero = lesion, so a {0, 2} or {0, 255} reference is scored
-    as lesion). Binary: the manifest's labels are {0, 1}, or, without a manifest, neither map has more than
-    one non-zero value. Other tasks are returned unchanged."""
-    if labels is not None:
-        binary = set(labels.values()) <= {0, 1}
-    else:
-        binary = all(len(set(np.unique(v.array).tolist()) - {0}) <= 1 for v in (ref, pred))
+    """For a binary task, the reference as 0/1 (non-zero = lesion, so a {0, 2} or {0, 255} reference is
+    scored as lesion), and the prediction too when its non-zero values are 1 or the reference's value (a
+    prediction with other values is left for check_label_values to refuse). Binary: the manifest's labels are
+    {0, 1}, or, without a manifest, the reference has at most one non-zero value. Otherwise unchanged."""
+    ref_values = set(np.unique(ref.array).tolist()) - {0}
+    binary = set(labels.values()) <= {0, 1} if labels is not None else len(ref_values) <= 1
     if not binary:
         return ref, pred
     ref = replace(ref, array=(ref.array != 0).astype(np.uint8))
-    return ref, replace(pred, array=(pred.array != 0).astype(np.uint8))
+    if set(np.unique(pred.array).tolist()) - {0} <= ref_values | {1}:
+        pred = replace(pred, array=(pred.array != 0).astype(np.uint8))
+    return ref, pred
 
 
 def check_label_values(ref: Volume, pred: Volume, labels: dict[str, int] | None) -> dict[str, int]:
