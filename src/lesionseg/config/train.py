@@ -116,6 +116,7 @@ TSCNN_BASE = dict(
     epochs=50,
     steps_per_epoch=50,
     patch_size=(128, 128),
+    lesion_patch_probability=1.0,  # the authors' code centres every training patch on a lesion
     slice_filter="lesion",
 )  # TS-CNN section 2.3 and NOTES.md (gamma 1 as in the authors' code); alpha 0.9 from section 3.2 (Fig. 2)
 WMH_BASE = dict(
