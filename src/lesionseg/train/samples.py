@@ -158,6 +158,19 @@ class SliceBatcher:
         return out
 
 
+def steps_per_epoch_for(steps_per_epoch: int, training_slices: int, batch_size: int) -> int:
+    """Steps in one epoch: ``steps_per_epoch`` when >= 1; 0 means one pass over the training slices, the
+    WMH thesis' (Keras) epoch: ceil(training_slices / batch_size), its fixed augmented copies counted as
+    slices. ``training_slices`` is ``len(SliceBatcher)`` (with several processes, each one's share, so the
+    processes together make one pass)."""
+    if steps_per_epoch < 0 or training_slices < 1 or batch_size < 1:
+        raise ValueError(
+            f"need steps_per_epoch >= 0, training_slices >= 1, batch_size >= 1; got {steps_per_epoch}, "
+            f"{training_slices}, {batch_size}"
+        )
+    return steps_per_epoch if steps_per_epoch else -(-training_slices // batch_size)
+
+
 def pad_to_common_size(samples: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
     """Zero-pad (bottom and right) whole slices of different cases to the batch's largest (h, w); 0 is the
     z-scored background and the background label."""
