@@ -24,6 +24,9 @@ TINY = [
     "preprocess.target_size=[64,64]",
     "augmented_copies=1",
     "pixels_per_image=40",
+    "steps=4",  # budget-planned methods (lesion-unet): a fixed step count instead of the budget
+    "budget_s=null",
+    "evaluations=2",
 ]
 PIXELNET = ['network_options={"fc_width": 8, "mlp_width": 8}']
 

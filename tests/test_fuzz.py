@@ -154,7 +154,7 @@ MANIFEST_PATHS = [
 def _load(text: str) -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "manifest.json"
-        path.write_text(text)
+        path.write_text(text, encoding="utf-8")
         try:
             manifest = load_manifest(path)
         except LesionsegError as exc:

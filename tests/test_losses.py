@@ -45,6 +45,7 @@ HAND_CASES = [
     ("self_balancing_focal_loss", {}, 0.0384003340),
     ("self_balancing_focal_loss", {"detach_beta": True}, 0.0384003340),
     ("soft_dice_loss", {}, 0.1687083755),
+    ("dice_bce_loss", {}, 0.1687083755 + 0.2407135086),  # soft Dice + binary cross-entropy, as above
     ("tversky_loss", {}, 0.1502537895),
     ("focal_tversky_loss", {}, 0.0005096849),
     ("cross_entropy", {}, 1.2029117308),

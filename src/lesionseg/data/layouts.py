@@ -42,7 +42,7 @@ def nnunet_manifest_dict(folder: Path) -> dict:
     """The manifest (as JSON-ready dict, paths relative to ``folder``) of an nnU-Net v2 raw dataset."""
     path = folder / NNUNET_DATASET_JSON
     try:
-        raw = json.loads(path.read_text())
+        raw = json.loads(path.read_text(encoding="utf-8"))
         channels = {int(k): str(v) for k, v in raw["channel_names"].items()}
         labels = raw["labels"]
         ending = str(raw.get("file_ending", ".nii.gz"))

@@ -181,7 +181,7 @@ def load_manifest(path_or_name: str | Path) -> Manifest:
             names = ", ".join(sorted(shipped))
             raise LesionsegError(f"manifest not found (built-in manifests: {names})", path_or_name)
     try:
-        raw = json.loads(path.read_text())
+        raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise LesionsegError(f"cannot read manifest ({exc})", path) from exc
     return manifest_from_dict(raw, path)
