@@ -22,7 +22,7 @@ SECTIONS = [
     ("Reading this file", PROSE / "reading.md"),
     ("Reproducing this file", PROSE / "reproducing.md"),
     ("The default recipe (lesion-unet) and the bundled model", PROSE / "recipe.md"),
-    ("The recipe on the MS scans against a FLAIR threshold (leave-one-subject-out)", RESULTS / "ms_recipe.md"),
+    ("The recipe on the MS scans against a FLAIR threshold, leave-one-subject-out", RESULTS / "ms_recipe.md"),
     ("Quality: MS (open_ms_data + mslesseg), TS-CNN rows and the WMH ensemble", RESULTS / "quality_ms.md"),
     ("Quality: neonatal HIE (bonbid_hie2023_subset), TS-CNN rows", RESULTS / "quality_bonbid.md"),
     ("Quality: tumour, PixelNet on BraTS 2015 (per region, PixelNet Table 2)", RESULTS / "quality_brats.md"),

@@ -94,7 +94,14 @@ def write_report(runs: Path, results: Path, quick: bool) -> Path:
     ]
     shown = [
         n
-        for n in ("recipe-10m", "recipe-10m-uncalibrated", "nnunet-aug-10m", "recipe-5m", "old-sampling-5m", "recipe-20m")
+        for n in (
+            "recipe-10m",
+            "recipe-10m-uncalibrated",
+            "nnunet-aug-10m",
+            "recipe-5m",
+            "old-sampling-5m",
+            "recipe-20m",
+        )
         if n in per_row
     ]
     lines += ["| scan | floor (k) | " + " | ".join(shown) + " |", "|" + "---|" * (len(shown) + 2)]

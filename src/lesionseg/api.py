@@ -103,7 +103,7 @@ def train(
     root: str | Path,
     out_dir: str | Path,
     *,
-    method: str = "wmh-dice",
+    method: str | None = None,
     profile: str = "cpu",
     overrides: Sequence[str] = (),
     train_subjects: Sequence[str] | None = None,
@@ -111,11 +111,12 @@ def train(
     cache_dir: str | Path | None = None,
     progress: bool = True,
 ) -> TrainResult:
-    """Train one method on a manifest's cases and write config.json, best.pt, last.pt and the history into
-    ``out_dir`` (as ``lesionseg train``). The config is resolved as on the command line: defaults <-
-    ``method`` preset <- ``profile`` ("cpu" or "paper") <- ``overrides`` ("key=value").
-    ``train_subjects``: None = every subject not in ``val_subjects``. ``cache_dir``: the preprocessing cache
-    (default ``out_dir/cache``). Returns the checkpoints' paths and the per-epoch history.
+    """Train one method (default: the ``lesion-unet`` recipe) on a manifest's cases and write config.json,
+    best.pt, last.pt and the history into ``out_dir`` (as ``lesionseg train``). The config is resolved as
+    on the command line: defaults <- ``method`` preset <- ``profile`` ("cpu" or "paper") <- ``overrides``
+    ("key=value", e.g. "budget_s=300" or "steps=500"). ``train_subjects``: None = every subject not in
+    ``val_subjects``. ``cache_dir``: the preprocessing cache (default ``out_dir/cache``). Returns the
+    checkpoints' paths and the per-epoch history.
 
     >>> import lesionseg, tempfile, pathlib
     >>> from lesionseg.phantom import write_phantom_dataset
@@ -123,26 +124,23 @@ def train(
     >>> manifest = write_phantom_dataset(
     ...     work / "data", 2, seed=0, shape=(48, 56, 32), spacing=(3.0, 3.0, 4.0))
     >>> result = lesionseg.train(manifest, manifest.parent, work / "run", val_subjects=["phantom_001"],
-    ...     overrides=["epochs=1", "steps_per_epoch=2", "width=4", "preprocess.target_size=[64,64]"],
-    ...     progress=False)
+    ...     overrides=["steps=2", "budget_s=null", "evaluations=1", "width=4"], progress=False)
     >>> result.best.is_file()
     True
     """
-    from lesionseg.config.train import resolve_train_config
-    from lesionseg.data.cache import PreprocessCache
-    from lesionseg.data.manifest import load_manifest
-    from lesionseg.train.run import train_model
+    from lesionseg.train.run import train_method
 
-    cfg = resolve_train_config(method, profile, overrides=list(overrides))
-    loaded = load_manifest(manifest)
-    unknown = sorted(set(val_subjects) - set(loaded.subjects))
-    if unknown:
-        raise LesionsegError(f"unknown validation subject(s) {', '.join(unknown)}", manifest)
-    if train_subjects is None:
-        train_subjects = [s for s in loaded.subjects if s not in set(val_subjects)]
-    cache = PreprocessCache(cache_dir if cache_dir is not None else Path(out_dir) / "cache")
-    return train_model(
-        cfg, loaded, root, list(train_subjects), list(val_subjects), out_dir, cache, progress=progress
+    return train_method(
+        manifest,
+        root,
+        out_dir,
+        method=method,
+        profile=profile,
+        overrides=overrides,
+        train_subjects=train_subjects,
+        val_subjects=val_subjects,
+        cache_dir=cache_dir,
+        progress=progress,
     )
 
 

@@ -92,7 +92,9 @@ class TrainConfig:
             if not 0.0 <= value <= 1.0:
                 raise LesionsegError(f"{name} must lie in [0, 1], got {value}")
         if self.lesion_sample_fraction is not None and not 0.0 <= self.lesion_sample_fraction <= 1.0:
-            raise LesionsegError(f"lesion_sample_fraction must lie in [0, 1], got {self.lesion_sample_fraction}")
+            raise LesionsegError(
+                f"lesion_sample_fraction must lie in [0, 1], got {self.lesion_sample_fraction}"
+            )
         if not math.isfinite(self.weight_decay) or self.weight_decay < 0:
             raise LesionsegError(f"weight_decay must be >= 0 and finite, got {self.weight_decay}")
         if self.width < 1 or self.evaluations < 1 or self.pixels_per_image < 1 or self.val_max_slices < 1:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -67,3 +68,35 @@ def train_model(
         cfg, train_cases, val_cases, sorted(manifest.label_values), len(manifest.channel_names), out, extra
     )
     return trainer.fit(resume=resume, progress=progress)
+
+
+def train_method(
+    manifest: str | Path,
+    root: str | Path,
+    out_dir: str | Path,
+    *,
+    method: str | None = None,
+    profile: str = "cpu",
+    overrides: Sequence[str] = (),
+    train_subjects: Sequence[str] | None = None,
+    val_subjects: Sequence[str] = (),
+    cache_dir: str | Path | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """``lesionseg.train(...)``: resolve ``method`` (default: the lesion recipe) as the command line does
+    and train it on ``train_subjects`` (None: every subject not in ``val_subjects``)."""
+    from lesionseg.config.train import DEFAULT_METHOD, resolve_train_config
+    from lesionseg.data.manifest import load_manifest
+    from lesionseg.errors import LesionsegError
+
+    cfg = resolve_train_config(method or DEFAULT_METHOD, profile, overrides=list(overrides))
+    loaded = load_manifest(manifest)
+    unknown = sorted(set(val_subjects) - set(loaded.subjects))
+    if unknown:
+        raise LesionsegError(f"unknown validation subject(s) {', '.join(unknown)}", manifest)
+    if train_subjects is None:
+        train_subjects = [s for s in loaded.subjects if s not in set(val_subjects)]
+    cache = PreprocessCache(cache_dir if cache_dir is not None else Path(out_dir) / "cache")
+    return train_model(
+        cfg, loaded, root, list(train_subjects), list(val_subjects), out_dir, cache, progress=progress
+    )

@@ -241,8 +241,8 @@ class Trainer:
                 self.write_history()
                 if progress:
                     tqdm.write(
-                        f"epoch {self.epoch}/{cfg.epochs}: loss {np.mean(losses):.4f} val_loss {val_loss:.4f} "
-                        f"val_dice {val_dice:.4f} lr {self.history[-1]['lr']:.2e}"
+                        f"epoch {self.epoch}/{cfg.epochs}: loss {np.mean(losses):.4f} "
+                        f"val_loss {val_loss:.4f} val_dice {val_dice:.4f} lr {self.history[-1]['lr']:.2e}"
                     )
             if cfg.early_stopping_patience is not None and self.bad_epochs >= cfg.early_stopping_patience:
                 stopped_by = "early_stopping"
