@@ -168,3 +168,12 @@ def test_the_docstring_examples_run() -> None:
 
     result = doctest.testmod(lesionseg.api, optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 10 and result.failed == 0
+
+
+def test_lesionseg_train_stays_callable_after_the_train_package_is_imported() -> None:
+    import lesionseg
+    import lesionseg.train.run  # noqa: F401  - binds the name lesionseg.train to the package
+
+    assert callable(lesionseg.train)
+    with pytest.raises(lesionseg.LesionsegError):
+        lesionseg.train("no-such-manifest", ".", "out", method="lesion-unet")
