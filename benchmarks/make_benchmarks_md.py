@@ -29,6 +29,7 @@ SECTIONS = [
     ("Quality: lower-grade glioma slices (lgg_kaggle3m_subset), PixelNet", RESULTS / "quality_lgg.md"),
     ("Stroke: the ISLES'22 sample, a run that must complete", RESULTS / "stroke_isles.md"),
     ("TS-CNN on its authors' neonatal PWML slices (tscnn_pwml_test)", RESULTS / "pwml.md"),
+    ("Changes from the papers (CPU profile)", PROSE / "paper_changes.md"),
     ("Where these numbers fall short of the papers, and why", PROSE / "shortfalls.md"),
     ("SBFL: should the gradient flow through beta?", RESULTS / "sbfl_beta_gradient.md"),
     ("Speed: inference on one whole case", RESULTS / "speed_inference.md"),
@@ -36,6 +37,7 @@ SECTIONS = [
     ("Speed: training, fp32 vs bf16 vs channels_last", RESULTS / "speed_training.md"),
     ("Speed: networks against MONAI's UNet and the machine's peak", RESULTS / "speed_peers.md"),
     ("Speed: every network at its paper configuration", RESULTS / "speed_networks.md"),
+    ("Speed: PixelNet dense inference on brain pixels only", RESULTS / "pixelnet_masked.md"),
     ("Speed: metrics", RESULTS / "bench_metrics.md"),
     ("Speed: preprocessing", RESULTS / "bench_preprocess.md"),
 ]

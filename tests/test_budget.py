@@ -221,3 +221,20 @@ def test_without_a_validation_subject_the_checkpoint_is_the_last(phantom_dir: Pa
         progress=False,
     )
     assert load_checkpoint(result.best)["epoch"] == load_checkpoint(result.last)["epoch"] == 3
+
+
+def test_a_wmh_epoch_is_one_pass_over_the_training_slices(phantom_dir: Path, tmp_path: Path) -> None:
+    cfg = resolve_train_config(
+        "wmh-dice",
+        "paper",
+        overrides=["epochs=1", "width=4", "batch_size=16", "val_max_slices=2", "patch_size=[32,32]"],
+    )
+    assert cfg.steps_per_epoch == 0
+    result = train(phantom_dir, tmp_path / "run", cfg)
+    manifest = load_manifest(phantom_dir / "manifest.json")
+    cases = [
+        PreprocessCache(tmp_path / "cache").get(manifest, c, phantom_dir, cfg.preprocess)
+        for c in manifest.cases[:2]
+    ]
+    slices = len(SliceBatcher(cases, cfg, [0, 1], 1))
+    assert result.history[0]["steps"] == -(-slices // 16) > 1

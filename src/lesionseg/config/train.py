@@ -81,8 +81,11 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.context_slices not in (1, 3):
             raise LesionsegError(f"context_slices must be 1 or 3, got {self.context_slices}")
-        if self.batch_size < 1 or self.epochs < 1 or self.steps_per_epoch < 1:
-            raise LesionsegError("batch_size, epochs and steps_per_epoch must be >= 1")
+        if self.batch_size < 1 or self.epochs < 1 or self.steps_per_epoch < 0:
+            raise LesionsegError(
+                "batch_size and epochs must be >= 1, steps_per_epoch >= 0 "
+                "(0: one pass over the training slices)"
+            )
         if not math.isfinite(self.lr) or self.lr <= 0:
             raise LesionsegError(f"lr must be a positive finite number, got {self.lr}")
         if not 0.0 < self.threshold < 1.0:
@@ -133,7 +136,7 @@ WMH_BASE = dict(
     augmentation="wmh",
     augmented_copies=10,
     epochs=50,
-    steps_per_epoch=100,
+    steps_per_epoch=0,  # an epoch is one pass over the training slices (Keras' epoch, as in the thesis)
     batch_size=8,
 )  # WMH thesis sections 2.3-2.5 and 3
 PIXELNET_BASE = dict(

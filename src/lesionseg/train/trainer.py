@@ -36,7 +36,7 @@ from lesionseg.train.budget import (
     step_learning_rate,
 )
 from lesionseg.train.calibrate import calibrate
-from lesionseg.train.samples import SliceBatcher, class_lookup
+from lesionseg.train.samples import SliceBatcher, class_lookup, steps_per_epoch_for
 
 HISTORY_FIELDS = ["epoch", "steps", "train_loss", "val_loss", "val_dice", "lr", "seconds"]
 
@@ -123,6 +123,9 @@ class Trainer:
             )
         )
         self.batcher = SliceBatcher(train_cases, cfg, label_values, self.num_outputs, self.rank, self.world)
+        self.cfg = cfg = replace(
+            cfg, steps_per_epoch=steps_per_epoch_for(cfg.steps_per_epoch, len(self.batcher), cfg.batch_size)
+        )
         self.rng = np.random.default_rng([cfg.seed, self.rank])
         self.extra_state = extra_state or {}
         self.epoch, self.history, self.best_metric, self.bad_epochs = 0, [], -math.inf, 0
