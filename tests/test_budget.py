@@ -238,3 +238,40 @@ def test_a_wmh_epoch_is_one_pass_over_the_training_slices(phantom_dir: Path, tmp
     ]
     slices = len(SliceBatcher(cases, cfg, [0, 1], 1))
     assert result.history[0]["steps"] == -(-slices // 16) > 1
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ('network_options={"bogus": 1}', "has no option(s) bogus"),
+        ('network_options={"batch_norm": "x"}', "expected bool"),
+        ('loss_params={"nope": 2}', "has no parameter(s) nope"),
+        ("lr=Infinity", "lr must be a positive finite number"),
+        ("threshold=1.5", "threshold must lie in (0, 1)"),
+        ("lesion_sample_fraction=2", "lesion_sample_fraction must lie in [0, 1]"),
+    ],
+)
+def test_bad_options_fail_in_one_line_before_any_preprocessing(
+    override: str, message: str, tmp_path: Path
+) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lesionseg.cli.main",
+            "train",
+            "--manifest",
+            "no-such-manifest",
+            "--root",
+            ".",
+            "--out",
+            str(tmp_path / "o"),
+            "--set",
+            override,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )  # the manifest does not exist: the options are checked first
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

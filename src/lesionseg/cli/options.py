@@ -90,6 +90,11 @@ def member_configs(args: argparse.Namespace) -> list:
         overrides += [f"steps={args.steps}", "budget_s=null"]
     if getattr(args, "device", None) is not None:
         overrides.append(f"device={args.device}")
-    return [
+    from lesionseg.train.options import check_options
+
+    configs = [
         resolve_train_config(m, args.profile, config_file, overrides) for m in ensemble_members(args.method)
     ]
+    for cfg in configs:
+        check_options(cfg)  # unknown network/loss options: a one-line error before any preprocessing
+    return configs

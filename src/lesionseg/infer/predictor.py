@@ -52,7 +52,7 @@ def member_from_state(state: dict, source: str = "") -> Member:
 
     cfg = state["config"]
     return Member(
-        model=build_model(state),
+        model=build_model(state, source or None),
         context_slices=int(state["context_slices"]),
         threshold=float(state.get("threshold", 0.5)),
         label_values=[int(v) for v in state["label_values"]],

@@ -14,6 +14,7 @@ from lesionseg.data.label_slices import labelled_slices
 from lesionseg.data.manifest import Manifest
 from lesionseg.io import atomic_output
 from lesionseg.preprocess import PreprocessedCase
+from lesionseg.train.options import check_options
 from lesionseg.train.trainer import Trainer, TrainResult
 
 
@@ -48,6 +49,7 @@ def train_model(
 ) -> TrainResult:
     """Train ``cfg`` on ``train_subjects`` (validating on ``val_subjects``) and write into ``out_dir``:
     config.json (the resolved config), last.pt, best.pt, history.csv, loss_curve.png."""
+    check_options(cfg)  # before any preprocessing
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if not (resume and (out / "last.pt").exists()):  # a resumed run keeps the config (and plan) it began with

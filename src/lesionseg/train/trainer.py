@@ -24,7 +24,7 @@ from lesionseg.infer.slicewise import foreground_probability, predict_volume, to
 from lesionseg.io import atomic_output
 from lesionseg.losses import create_loss
 from lesionseg.nets import create_network
-from lesionseg.nets.checkpoint import load_checkpoint, save_checkpoint
+from lesionseg.nets.checkpoint import RESUME_KEYS, load_checkpoint, save_checkpoint
 from lesionseg.nets.device import autocast, resolve_device
 from lesionseg.train import distributed
 from lesionseg.train.budget import (
@@ -160,7 +160,7 @@ class Trainer:
 
     def resume(self, path: str | Path) -> None:
         """Continue exactly where ``path`` (a last.pt) stopped: weights, optimiser, RNGs, history."""
-        state = load_checkpoint(path)
+        state = load_checkpoint(path, require=RESUME_KEYS)
         net = self.model.module if hasattr(self.model, "module") else self.model
         net.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
