@@ -9,13 +9,14 @@ Rows:
 - ``recipe-10m`` / ``recipe-5m`` / ``recipe-20m``: ``lesion-unet`` at 10, 5 and 20 CPU minutes per fold
   (the shipped budget is 10); each also scored without its calibration (threshold 0.5, no size
   filter): ``...-uncalibrated``;
-- ``nnunet-aug-10m``: ``recipe-10m`` with nnU-Net's intensity ranges, one draw for all channels, instead
-  of the recipe's wider ranges drawn per channel (the training sets mix two sites whose lesion contrast
-  differs). Which of the two the recipe ships was decided by the mean calibrated validation score over the
-  folds (``val_score`` in the calibration table), never by the test scans: the wider ranges won;
-- ``old-sampling-5m``: ``recipe-5m`` with the earlier bundled model's sampling (lesion slices plus as many
-  other brain slices, 128 x 128 patches, 70 % of them centred on lesion) instead of whole slices with a
-  forced lesion third.
+- ``strong-aug-10m``: ``recipe-10m`` with wider intensity ranges drawn per input channel (the training
+  sets mix two sites whose lesion contrast differs). Which of the two the recipe ships was decided by the
+  mean calibrated validation score over the folds (``val_score`` in the calibration table), never by the
+  test scans: nnU-Net's ranges won;
+- ``strong-aug-5m`` and ``strong-aug-old-sampling-5m``: the sampling ablation, run (before the decision
+  above) on the wider-augmentation variant at 5 CPU minutes: whole slices with a forced lesion third
+  against the earlier bundled model's sampling (lesion slices plus as many other brain slices, 128 x 128
+  patches, 70 % of them centred on lesion).
 
 Every fold of every row is one job that writes ``runs/ms_recipe/<row>/fold_<k>.json`` when it finishes, so
 an interrupted run resumes where it stopped (a half-trained fold resumes from its last.pt). Run the jobs in
@@ -50,21 +51,23 @@ from lesionseg.train.run import train_model
 
 REPO = Path(__file__).resolve().parents[1]
 METHOD = "lesion-unet"
+STRONG = "intensity_strength=strong"
+OLD_SAMPLING = [  # the earlier bundled model's sampling: lesion slices + as many others, patches
+    "lesion_sample_fraction=null",
+    "lesion_slice_ratio=1.0",
+    "patch_size=[128,128]",
+    "lesion_patch_probability=0.7",
+]
 ROWS: dict[str, list[str]] = {
     "recipe-10m": ["budget_s=600"],
-    "nnunet-aug-10m": ["budget_s=600", "intensity_strength=nnunet"],
+    "strong-aug-10m": ["budget_s=600", STRONG],
+    "strong-aug-5m": ["budget_s=300", STRONG],
+    "strong-aug-old-sampling-5m": ["budget_s=300", STRONG, *OLD_SAMPLING],
     "recipe-5m": ["budget_s=300"],
-    "old-sampling-5m": [  # the earlier bundled model's sampling: lesion slices + as many others, patches
-        "budget_s=300",
-        "lesion_sample_fraction=null",
-        "lesion_slice_ratio=1.0",
-        "patch_size=[128,128]",
-        "lesion_patch_probability=0.7",
-    ],
     "recipe-20m": ["budget_s=1200"],
 }
 # also scored at threshold 0.5 without the size filter
-UNCALIBRATED = ("recipe-10m", "nnunet-aug-10m", "recipe-5m", "recipe-20m")
+UNCALIBRATED = ("recipe-10m", "strong-aug-10m", "strong-aug-5m", "recipe-5m", "recipe-20m")
 FLOOR_K = tuple(np.round(np.arange(1.0, 4.01, 0.25), 2))
 METRICS = ("dsc", "precision", "sensitivity", "lesion_f1", "avd")
 

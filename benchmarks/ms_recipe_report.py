@@ -97,10 +97,10 @@ def write_report(runs: Path, results: Path, quick: bool) -> Path:
         for n in (
             "recipe-10m",
             "recipe-10m-uncalibrated",
-            "nnunet-aug-10m",
             "recipe-5m",
-            "old-sampling-5m",
-            "recipe-20m",
+            "strong-aug-10m",
+            "strong-aug-5m",
+            "strong-aug-old-sampling-5m",
         )
         if n in per_row
     ]

@@ -123,7 +123,7 @@ TSCNN_BASE = dict(
     patch_size=(128, 128),
     lesion_patch_probability=1.0,  # the authors' code centres every training patch on a lesion
     slice_filter="lesion",
-)  # TS-CNN section 2.3 and NOTES.md (gamma 1 as in the authors' code); alpha 0.9 from section 3.2 (Fig. 2)
+)  # TS-CNN section 2.3, gamma 1 as in the authors' public code; alpha 0.9 from section 3.2 (Fig. 2)
 WMH_BASE = dict(
     network="unet",
     context_slices=1,
@@ -156,11 +156,10 @@ PIXELNET_BASE = dict(
 # The default recipe for lesion segmentation (issue "Models worth shipping"), after nnU-Net v2's 2D choices:
 # whole brain-cropped slices (no in-plane padding to a fixed size: batches are padded to their largest
 # slice), a third of the samples forced onto lesion and the rest drawn from every brain slice, lesion-free
-# ones included; Dice + binary cross-entropy; flips, rotation, scaling and intensity augmentation (gamma,
-# contrast, brightness, noise, blur; wider than nnU-Net's and drawn per channel: it won over nnU-Net's
-# ranges on the validation subjects of benchmarks/ms_recipe.py); Adam with warm-up then poly decay over a
-# step count planned from the CPU budget; checkpoint, threshold and minimum lesion size chosen on the
-# validation subjects.
+# ones included; Dice + binary cross-entropy; flips, rotation, scaling and nnU-Net's intensity augmentation
+# (gamma, contrast, brightness, noise, blur; it beat wider per-channel ranges on the validation subjects of
+# benchmarks/ms_recipe.py); Adam with warm-up then poly decay over a step count planned from the CPU
+# budget; checkpoint, threshold and minimum lesion size chosen on the validation subjects.
 LESION_UNET = dict(
     network="unet",
     context_slices=1,
@@ -180,7 +179,6 @@ LESION_UNET = dict(
     patch_size=None,
     augmentation="lesion",
     intensity_augmentation=True,
-    intensity_strength="strong",
     calibrate=True,
     val_max_slices=96,
     bf16=True,
@@ -202,7 +200,7 @@ METHOD_PRESETS: dict[str, dict] = {
         "width": 64,
         "loss": "self_balancing_focal_loss",
         "loss_params": {"gamma": 1.0},
-    },  # row G: row F + SBFL (gamma 1, NOTES.md)
+    },  # row G: row F + SBFL (gamma 1, as in the authors' public code)
     # WMH thesis ensemble members
     "wmh-dice": {**WMH_BASE, "loss": "soft_dice_loss", "loss_params": {"smooth": 1.0}, "lr": 1e-5},
     "wmh-focal-tversky": {
