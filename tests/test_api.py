@@ -165,9 +165,12 @@ def test_the_docstring_examples_run() -> None:
     import doctest
 
     import lesionseg.api
+    import lesionseg.train.run
 
     result = doctest.testmod(lesionseg.api, optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 10 and result.failed == 0
+    result = doctest.testmod(lesionseg.train.run, optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 5 and result.failed == 0
 
 
 def test_lesionseg_train_stays_callable_after_the_train_package_is_imported() -> None:

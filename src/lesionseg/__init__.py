@@ -23,7 +23,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "segment": "lesionseg.api",
     "evaluate": "lesionseg.api",
-    "train": "lesionseg.api",
+    "train": "lesionseg.train",  # the package, callable: lesionseg.train(...) runs train.run.train_method
     "Volume": "lesionseg.io",
     "read_volume": "lesionseg.io",
     "write_volume": "lesionseg.io",
@@ -35,15 +35,17 @@ __all__ = ["__version__", *_EXPORTS]
 if TYPE_CHECKING:
     from lesionseg.api import evaluate as evaluate
     from lesionseg.api import segment as segment
-    from lesionseg.api import train as train
     from lesionseg.errors import LesionsegError as LesionsegError
     from lesionseg.infer.predictor import Predictor as Predictor
     from lesionseg.io import Volume as Volume
     from lesionseg.io import read_volume as read_volume
     from lesionseg.io import write_volume as write_volume
+    from lesionseg.train.run import train_method as train  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:
+    if name == "train":  # the package itself, callable (see lesionseg/train/__init__.py)
+        return import_module("lesionseg.train")
     if name in _EXPORTS:
         value = getattr(import_module(_EXPORTS[name]), name)
         globals()[name] = value

@@ -17,7 +17,6 @@ from lesionseg.io import Volume, read_volume, require_same_grid
 
 if TYPE_CHECKING:
     from lesionseg.infer.predictor import Predictor
-    from lesionseg.train.trainer import TrainResult
 
 
 def segment(
@@ -96,52 +95,6 @@ def evaluate(
     if pred_a.shape != ref_a.shape:
         raise LesionsegError(f"prediction shape {pred_a.shape} differs from reference shape {ref_a.shape}")
     return binary_case_metrics(pred_a > 0, ref_a > 0, spacing)
-
-
-def train(
-    manifest: str | Path,
-    root: str | Path,
-    out_dir: str | Path,
-    *,
-    method: str | None = None,
-    profile: str = "cpu",
-    overrides: Sequence[str] = (),
-    train_subjects: Sequence[str] | None = None,
-    val_subjects: Sequence[str] = (),
-    cache_dir: str | Path | None = None,
-    progress: bool = True,
-) -> TrainResult:
-    """Train one method (default: the ``lesion-unet`` recipe) on a manifest's cases and write config.json,
-    best.pt, last.pt and the history into ``out_dir`` (as ``lesionseg train``). The config is resolved as
-    on the command line: defaults <- ``method`` preset <- ``profile`` ("cpu" or "paper") <- ``overrides``
-    ("key=value", e.g. "budget_s=300" or "steps=500"). ``train_subjects``: None = every subject not in
-    ``val_subjects``. ``cache_dir``: the preprocessing cache (default ``out_dir/cache``). Returns the
-    checkpoints' paths and the per-epoch history.
-
-    >>> import lesionseg, tempfile, pathlib
-    >>> from lesionseg.phantom import write_phantom_dataset
-    >>> work = pathlib.Path(tempfile.mkdtemp())
-    >>> manifest = write_phantom_dataset(
-    ...     work / "data", 2, seed=0, shape=(48, 56, 32), spacing=(3.0, 3.0, 4.0))
-    >>> result = lesionseg.train(manifest, manifest.parent, work / "run", val_subjects=["phantom_001"],
-    ...     overrides=["steps=2", "budget_s=null", "evaluations=1", "width=4"], progress=False)
-    >>> result.best.is_file()
-    True
-    """
-    from lesionseg.train.run import train_method
-
-    return train_method(
-        manifest,
-        root,
-        out_dir,
-        method=method,
-        profile=profile,
-        overrides=overrides,
-        train_subjects=train_subjects,
-        val_subjects=val_subjects,
-        cache_dir=cache_dir,
-        progress=progress,
-    )
 
 
 def _mask(item: str | Path | Volume | np.ndarray, what: str) -> Volume | np.ndarray:

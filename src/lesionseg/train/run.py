@@ -85,8 +85,23 @@ def train_method(
     cache_dir: str | Path | None = None,
     progress: bool = True,
 ) -> TrainResult:
-    """``lesionseg.train(...)``: resolve ``method`` (default: the lesion recipe) as the command line does
-    and train it on ``train_subjects`` (None: every subject not in ``val_subjects``)."""
+    """``lesionseg.train(...)``: train one method (default: the ``lesion-unet`` recipe) on a manifest's
+    cases and write config.json, best.pt, last.pt and the history into ``out_dir`` (as ``lesionseg train``).
+    The config is resolved as on the command line: defaults <- ``method`` preset <- ``profile`` ("cpu" or
+    "paper") <- ``overrides`` ("key=value", e.g. "budget_s=300" or "steps=500"). ``train_subjects``: None
+    = every subject not in ``val_subjects``. ``cache_dir``: the preprocessing cache (default
+    ``out_dir/cache``). Returns the checkpoints' paths and the per-epoch history.
+
+    >>> import lesionseg, tempfile, pathlib
+    >>> from lesionseg.phantom import write_phantom_dataset
+    >>> work = pathlib.Path(tempfile.mkdtemp())
+    >>> manifest = write_phantom_dataset(
+    ...     work / "data", 2, seed=0, shape=(48, 56, 32), spacing=(3.0, 3.0, 4.0))
+    >>> result = lesionseg.train(manifest, manifest.parent, work / "run", val_subjects=["phantom_001"],
+    ...     overrides=["steps=2", "budget_s=null", "evaluations=1", "width=4"], progress=False)
+    >>> result.best.is_file()
+    True
+    """
     from lesionseg.config.train import DEFAULT_METHOD, resolve_train_config
     from lesionseg.data.manifest import load_manifest
     from lesionseg.errors import LesionsegError
