@@ -29,6 +29,12 @@ from lesionseg.train.samples import SliceBatcher
 RECIPE_TINY = ["width=4", "batch_size=2", "evaluations=2", "val_max_slices=4"]
 
 
+def train_cli(*args: str) -> subprocess.CompletedProcess:
+    """``lesionseg train ARGS`` in a fresh process (stderr and exit code as a user sees them)."""
+    command = [sys.executable, "-m", "lesionseg.cli.main", "train", *args]
+    return subprocess.run(command, capture_output=True, text=True, check=False)
+
+
 def recipe(*extra: str):  # noqa: ANN201
     return resolve_train_config(DEFAULT_METHOD, "cpu", overrides=[*RECIPE_TINY, *extra])
 
@@ -148,25 +154,7 @@ def test_device_cuda_without_cuda_is_a_one_line_error() -> None:
     assert resolve_device("auto").type == "cpu" and resolve_device("cpu").type == "cpu"
     with pytest.raises(LesionsegError, match="no CUDA device"):
         resolve_device("cuda")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "lesionseg.cli.main",
-            "train",
-            "--manifest",
-            "x",
-            "--root",
-            ".",
-            "--out",
-            "o",
-            "--device",
-            "cuda",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    proc = train_cli("--manifest", "x", "--root", ".", "--out", "o", "--device", "cuda")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "CUDA" in proc.stderr
 
@@ -175,24 +163,15 @@ def test_train_refuses_to_replace_an_earlier_run(phantom_dir: Path, tmp_path: Pa
     out = tmp_path / "run"
     out.mkdir()
     (out / "best.pt").write_bytes(b"earlier")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "lesionseg.cli.main",
-            "train",
-            "--manifest",
-            str(phantom_dir / "manifest.json"),
-            "--root",
-            str(phantom_dir),
-            "--out",
-            str(out),
-            "--steps",
-            "2",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+    proc = train_cli(
+        "--manifest",
+        str(phantom_dir / "manifest.json"),
+        "--root",
+        str(phantom_dir),
+        "--out",
+        str(out),
+        "--steps",
+        "2",
     )
     assert proc.returncode == 2 and "--overwrite" in proc.stderr and "Traceback" not in proc.stderr
     assert (out / "best.pt").read_bytes() == b"earlier"
@@ -254,24 +233,8 @@ def test_a_wmh_epoch_is_one_pass_over_the_training_slices(phantom_dir: Path, tmp
 def test_bad_options_fail_in_one_line_before_any_preprocessing(
     override: str, message: str, tmp_path: Path
 ) -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "lesionseg.cli.main",
-            "train",
-            "--manifest",
-            "no-such-manifest",
-            "--root",
-            ".",
-            "--out",
-            str(tmp_path / "o"),
-            "--set",
-            override,
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+    proc = train_cli(
+        "--manifest", "no-such-manifest", "--root", ".", "--out", str(tmp_path / "o"), "--set", override
     )  # the manifest does not exist: the options are checked first
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
