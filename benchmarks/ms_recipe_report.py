@@ -123,8 +123,8 @@ def write_report(runs: Path, results: Path, quick: bool) -> Path:
         "Calibration on the validation subject and the step plan of each fold:",
         "",
         "| row | fold | val subject | steps | s / step | threshold | min lesion mm3 "
-        "| val Dice (0.5 -> calibrated) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| val Dice (0.5 -> calibrated = val_score) | val lesion F1 (0.5 -> calibrated) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in ROWS:
         for k, f in enumerate(fold_files[row]):
@@ -132,7 +132,21 @@ def write_report(runs: Path, results: Path, quick: bool) -> Path:
             lines.append(
                 f"| {row} | {k} | {', '.join(f['val'])} | {plan['steps']} | {plan['step_seconds']:.3f} | "
                 f"{cal.get('threshold', '-')} | {cal.get('min_lesion_mm3', '-')} | "
-                f"{cal.get('default_dice', float('nan')):.3f} -> {cal.get('val_dice', float('nan')):.3f} |"
+                f"{cal.get('default_dice', float('nan')):.3f} -> {cal.get('val_dice', float('nan')):.3f} | "
+                f"{cal.get('default_lesion_f1', float('nan')):.3f} -> "
+                f"{cal.get('val_lesion_f1', float('nan')):.3f} |"
             )
+    scores = {
+        row: [f["calibration"]["val_score"] for f in fold_files[row] if f.get("calibration")]
+        for row in ("recipe-10m", "strong-aug-10m")
+    }
+    if all(len(v) == total for v in scores.values()):
+        lines += [
+            "",
+            "Choice of the intensity augmentation, on validation only: mean over the folds of the calibrated "
+            "validation Dice (`val_score`): "
+            + ", ".join(f"{row} {np.mean(v):.3f}" for row, v in scores.items())
+            + "; the higher one is the recipe's default.",
+        ]
     name = "ms_recipe_quick.md" if quick else "ms_recipe.md"
     return write_result(results / name, "\n".join(lines) + "\n")

@@ -59,6 +59,7 @@ def register_rigid(reference: Volume, moving: Volume, seed: int = 0) -> tuple[Vo
     method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=50)
     method.SetMetricSamplingStrategy(method.RANDOM)
     method.SetMetricSamplingPercentage(0.2, seed)
+    method.SetNumberOfThreads(1)  # ITK's threaded metric sums in a thread-dependent order: one thread agrees
     method.SetInterpolator(sitk.sitkLinear)
     method.SetOptimizerAsRegularStepGradientDescent(
         learningRate=2.0, minStep=1e-4, numberOfIterations=200, relaxationFactor=0.5
