@@ -238,3 +238,14 @@ def test_bad_options_fail_in_one_line_before_any_preprocessing(
     )  # the manifest does not exist: the options are checked first
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_slice_inference_can_show_its_progress(capsys: pytest.CaptureFixture) -> None:
+    from lesionseg.infer.slicewise import predict_volume
+
+    model = torch.nn.Conv2d(2, 1, 3, padding=1)
+    image = np.zeros((2, 8, 8, 40), np.float32)
+    predict_volume(model, image, None, 1, batch_size=8, progress=True)
+    assert "slices" in capsys.readouterr().err
+    predict_volume(model, image, None, 1, batch_size=8)
+    assert capsys.readouterr().err == ""

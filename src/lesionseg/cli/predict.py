@@ -161,7 +161,10 @@ def load_predictor_from_args(args: argparse.Namespace, models: list[Path] | None
     from lesionseg.nets.device import resolve_device
 
     resolve_device(args.device)  # '--device cuda' without CUDA: one line, before loading any model
-    options = InferenceOptions(args.threshold, args.min_lesion_mm3, args.tta, args.bf16, args.device)
+    progress = not getattr(args, "quiet", False) and sys.stderr.isatty()
+    options = InferenceOptions(
+        args.threshold, args.min_lesion_mm3, args.tta, args.bf16, args.device, progress=progress
+    )
     return load_predictor(models, options)
 
 
@@ -390,4 +393,3 @@ def match_channel(wanted: str, channel_names: list[str]) -> str:
         if name.lower() == wanted.lower():
             return name
     raise LesionsegError(f"the model has no {wanted} channel (its channels: {', '.join(channel_names)})")
-

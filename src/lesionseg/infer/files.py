@@ -31,6 +31,7 @@ class InferenceOptions:
     tta: bool = False
     bf16: bool = True
     device: str = "auto"
+    progress: bool = False  # a progress bar over the slice batches of each case (stderr)
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ def load_predictor(
         options.min_lesion_mm3,
         bf16=options.bf16 and bf16_supported(),
         device=options.device,
+        progress=options.progress,
     )
 
 

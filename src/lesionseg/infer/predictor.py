@@ -97,6 +97,7 @@ class Predictor:
         optimize: bool = True,
         crop_to_brain: bool = False,
         device: str | torch.device = "cpu",
+        progress: bool = False,
     ) -> None:
         """``optimize``: fold batch norms and fuse conv + ReLU (``optimize.py``); off gives the plain eager
         path the benchmark compares against. ``crop_to_brain`` runs the network on the brain's bounding box
@@ -118,7 +119,7 @@ class Predictor:
         self.members = members
         self.threshold = members[0].threshold if threshold is None else threshold
         self.min_lesion_mm3 = members[0].min_lesion_mm3 if min_lesion_mm3 is None else min_lesion_mm3
-        self.flip_tta = flip_tta
+        self.flip_tta, self.progress = flip_tta, progress
         self.bf16, self.channels_last, self.batch_size = bf16, channels_last, batch_size
 
     @property
@@ -142,6 +143,7 @@ class Predictor:
                 self.flip_tta,
                 crop_multiple=16 if self.crop_to_brain else 0,
                 device=self.device,
+                progress=self.progress,
             )
             for m in self.members
         ]

@@ -3,8 +3,11 @@ brain. Output probabilities: (1, X, Y, Z) sigmoid for binary networks, (K, X, Y,
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from lesionseg.data.slicing import extract_slice
 from lesionseg.nets.device import autocast
@@ -28,6 +31,7 @@ def predict_volume(
     z_indices: np.ndarray | None = None,
     crop_multiple: int = 0,
     device: torch.device | str = "cpu",
+    progress: bool = False,
 ) -> np.ndarray:
     """Probabilities for every slice of ``image`` (C, X, Y, Z); slices without brain, and with ``mask``
     every voxel outside the brain, are background (sigmoid output 0; softmax output 1 for class 0 and 0
@@ -49,7 +53,10 @@ def predict_volume(
     window = brain_window(mask, image.shape[1:3], crop_multiple) if crop_multiple else None
     masked = mask is not None and getattr(model, "accepts_brain_mask", False)  # PixelNet: MLP on brain only
     out: np.ndarray | None = None
-    for start in range(0, len(z_indices), batch_size):
+    starts = range(0, len(z_indices), batch_size)
+    for start in tqdm(
+        starts, desc="slices", unit="batch", leave=False, disable=not progress, file=sys.stderr
+    ):
         zs = z_indices[start : start + batch_size]
         slices = [extract_slice(image, int(z), context_slices) for z in zs]
         if window is not None:
