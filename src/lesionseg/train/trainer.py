@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from lesionseg.config import from_dict, to_dict
+from lesionseg.config import to_dict
 from lesionseg.config.train import TrainConfig
 from lesionseg.errors import LesionsegError
 from lesionseg.infer.slicewise import foreground_probability, predict_volume, to_label
@@ -170,10 +170,13 @@ class Trainer:
         self.rng.bit_generator.state = state["rng"]
         torch.set_rng_state(state["torch_rng"])
         self.step, self.spent = int(state.get("step", 0)), float(state.get("spent_s", 0.0))
-        saved = from_dict(TrainConfig, state["config"])
-        if plans_from_budget(saved) and saved.steps is not None:  # the step plan made when the run started
+        saved = state["config"]  # a plain dict: older checkpoints may hold fields this version renamed
+        if saved.get("lr_schedule") in ("poly", "cosine") and saved.get("steps"):  # the plan of the start
             self.cfg = replace(
-                self.cfg, steps=saved.steps, epochs=saved.epochs, steps_per_epoch=saved.steps_per_epoch
+                self.cfg,
+                steps=int(saved["steps"]),
+                epochs=int(saved["epochs"]),
+                steps_per_epoch=int(saved["steps_per_epoch"]),
             )
 
     # ----------------------------------------------------------------------------------- loop
