@@ -295,6 +295,10 @@ class Trainer:
         else:
             step_seconds, validation_seconds = math.nan, math.nan
         spent = budget_clock(self.device.type) - start
+        # every rank must train the same number of steps: rank 0's timings decide
+        step_seconds, validation_seconds, spent = distributed.broadcast_floats(
+            [step_seconds, validation_seconds, spent]
+        )
         calibration_seconds = 2.5 * validation_seconds if cfg.calibrate and cfg.budget_s else 0.0
         plan = plan_steps(cfg, spent, step_seconds, validation_seconds, calibration_seconds)
         self.spent = spent
