@@ -8,9 +8,14 @@ import ast
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "lesionseg"
-PACKAGES = [
+# The floors of STYLE.md ("The house"), top of the list = bottom floor; a floor imports only floors before
+# it. models/ (the bundled weights, read by infer and cli) and phantom/ (synthetic data, written through io)
+# are not named there: each sits just above what it needs.
+FLOORS = [
     "config",
+    "models",
     "io",
+    "phantom",
     "preprocess",
     "augment",
     "data",
@@ -22,9 +27,8 @@ PACKAGES = [
     "train",
     "evaluate",
     "cli",
-    "phantom",
-    "models",
 ]
+PACKAGES = sorted(FLOORS)
 
 
 def module_name(path: Path) -> str:
@@ -126,30 +130,9 @@ def test_no_package_cycle() -> None:
         raise AssertionError("package cycle " + " -> ".join(cycle) + "\n" + "\n".join(arrows))
 
 
-# The floors of STYLE.md ("The house"), top of the file = bottom floor; a floor imports only floors before
-# it. models/ (the bundled weights, read by infer and cli) and phantom/ (synthetic data, written through io)
-# are not named there: each sits just above what it needs.
-FLOORS = [
-    "config",
-    "models",
-    "io",
-    "phantom",
-    "preprocess",
-    "augment",
-    "data",
-    "nets",
-    "losses",
-    "metrics",
-    "report",
-    "infer",
-    "train",
-    "evaluate",
-    "cli",
-]
-
-
 def test_floors_import_only_downward() -> None:
-    assert sorted(FLOORS) == sorted(PACKAGES)
+    on_disk = {p.name for p in SRC.iterdir() if (p / "__init__.py").exists()}
+    assert on_disk <= set(FLOORS), f"subpackages on no floor: {sorted(on_disk - set(FLOORS))}"
     graph = package_graph()
     upward = [
         f"{a} -> {b}: {', '.join(sorted(set(graph[a][b])))}"

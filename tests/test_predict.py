@@ -201,7 +201,7 @@ def test_slices_the_network_skips_are_background(outputs: int) -> None:
     for softmax outputs, class probabilities that still sum to 1."""
     import torch
 
-    from lesionseg.infer.predictor import foreground
+    from lesionseg.infer.slicewise import foreground_probability as foreground
     from lesionseg.infer.slicewise import predict_volume
 
     torch.manual_seed(0)

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 from lesionseg.cli.parsing import HelpFormatter, Parser, add_set_option  # noqa: F401 (re-exported)
+from lesionseg.config.train import DEVICE_CHOICES
 from lesionseg.errors import LesionsegError
 
 
@@ -63,7 +64,7 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--device",
-        choices=["auto", "cpu", "cuda"],
+        choices=DEVICE_CHOICES,
         help="where to train: auto = CUDA when available (default), cpu, cuda",
     )
     parser.add_argument("--cache", type=Path, help="preprocessing cache folder (default: OUT/cache)")

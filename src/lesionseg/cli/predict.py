@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC
 from pathlib import Path
 
+from lesionseg.config.train import DEVICE_CHOICES
 from lesionseg.errors import LesionsegError
 
 EXIT_CODES = (
@@ -45,7 +46,7 @@ def add_inference_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--device",
-        choices=["auto", "cpu", "cuda"],
+        choices=DEVICE_CHOICES,
         default="auto",
         help="where the network runs (default: auto = CUDA when available)",
     )

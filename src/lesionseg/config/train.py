@@ -11,6 +11,7 @@ trains in minutes on 2 cores, and says so in the saved config.
 from __future__ import annotations
 
 import math
+import typing
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -19,6 +20,8 @@ from lesionseg.config.preprocess import PreprocessConfig
 from lesionseg.errors import LesionsegError
 
 SliceFilterName = Literal["all", "brain", "lesion"]
+DeviceName = Literal["auto", "cpu", "cuda"]
+DEVICE_CHOICES: tuple[str, ...] = typing.get_args(DeviceName)  # auto = CUDA when available
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,7 @@ class TrainConfig:
     bf16: bool = False
     channels_last: bool = False
     threads: int | None = None
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: DeviceName = "auto"
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
 
     def __post_init__(self) -> None:

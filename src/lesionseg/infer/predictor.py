@@ -8,6 +8,7 @@ smaller than ``min_lesion_mm3``, and maps everything back onto the input's origi
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -157,7 +158,7 @@ class Predictor:
         labels = to_label(mean, self.threshold)
         if self.min_lesion_mm3 > 0:
             labels = remove_small_components(labels, case.spacing, self.min_lesion_mm3)
-        spread = np.std([foreground(p) for p in probs], axis=0) if len(probs) > 1 else None
+        spread = np.std([foreground_probability(p) for p in probs], axis=0) if len(probs) > 1 else None
         return labels, mean, spread
 
     def labels_on_original_grid(
@@ -185,7 +186,7 @@ class Predictor:
         labels, mean, spread = self.predict_preprocessed(case)
         reference = images[0]
         label = self.labels_on_original_grid(labels, mean.shape[0], case.record)
-        prob = invert(foreground(mean), case.record, "image").astype(np.float32)
+        prob = invert(foreground_probability(mean), case.record, "image").astype(np.float32)
         out_spread = None if spread is None else invert(spread, case.record, "image").astype(np.float32)
         return Prediction(
             label=reference.with_array(label, kind="label"),
@@ -194,17 +195,23 @@ class Predictor:
         )
 
 
-foreground = foreground_probability
+LESION_CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)  # 26-connected lesions, as the evaluation counts them
+
+
+def lesions_of_at_least(
+    mask: np.ndarray, voxel_mm3: float, min_sizes_mm3: Sequence[float]
+) -> list[np.ndarray]:
+    """``mask`` (boolean) without its lesions (26-connected components) smaller than each of
+    ``min_sizes_mm3``; the components are labelled once for all sizes (calibration tries many)."""
+    components, n = ndimage.label(mask, structure=LESION_CONNECTIVITY)
+    if n == 0:
+        return [np.zeros(mask.shape, bool) for _ in min_sizes_mm3]
+    sizes = np.bincount(components.ravel()) * voxel_mm3
+    sizes[0] = 0.0  # the background is never a lesion
+    return [sizes[components] >= max(m, 1e-9) for m in min_sizes_mm3]
 
 
 def remove_small_components(labels: np.ndarray, spacing, min_mm3: float) -> np.ndarray:  # noqa: ANN001
     """Drop lesions (26-connected components of the foreground) smaller than ``min_mm3``."""
-    voxel_mm3 = float(np.prod(spacing))
-    components, n = ndimage.label(labels > 0, structure=np.ones((3, 3, 3)))
-    if n == 0:
-        return labels
-    sizes = np.bincount(components.ravel())[1:] * voxel_mm3
-    small = np.flatnonzero(sizes < min_mm3) + 1
-    out = labels.copy()
-    out[np.isin(components, small)] = 0
-    return out
+    (kept,) = lesions_of_at_least(labels > 0, float(np.prod(spacing)), (min_mm3,))
+    return np.where(kept, labels, 0).astype(labels.dtype)

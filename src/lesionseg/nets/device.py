@@ -7,9 +7,8 @@ import contextlib
 
 import torch
 
+from lesionseg.config.train import DEVICE_CHOICES
 from lesionseg.errors import LesionsegError
-
-DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 
 def resolve_device(name: str = "auto") -> torch.device:

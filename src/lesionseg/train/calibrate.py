@@ -15,13 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
+from lesionseg.infer.predictor import lesions_of_at_least
 from lesionseg.metrics.lesions import lesion_detection
+from lesionseg.metrics.overlap import confusion_counts, dice_similarity_coefficient
 
 THRESHOLDS = (0.02, 0.05, *(float(round(t, 2)) for t in np.arange(0.10, 0.91, 0.05)))
 MIN_SIZES_MM3 = (0.0, 3.0, 5.0, 10.0, 20.0, 35.0, 50.0, 100.0)
-CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)  # 26-connected lesions, as the evaluation counts them
 
 
 @dataclass(frozen=True)
@@ -37,21 +37,16 @@ class Calibration:
 
 
 def dice(pred: np.ndarray, ref: np.ndarray) -> float:
-    """Dice of two boolean masks; 1 when both are empty."""
-    denom = int(pred.sum()) + int(ref.sum())
-    return 1.0 if denom == 0 else 2.0 * int(np.logical_and(pred, ref).sum()) / denom
+    """Dice of two boolean masks (both empty: 1), as the evaluation computes it."""
+    return dice_similarity_coefficient(confusion_counts(pred, ref))
 
 
 def size_filtered_masks(
     prob: np.ndarray, threshold: float, voxel_mm3: float, min_sizes: tuple[float, ...]
 ) -> list[np.ndarray]:
-    """``prob >= threshold`` with lesions smaller than each of ``min_sizes`` (mm^3) removed."""
-    components, n = ndimage.label(prob >= threshold, structure=CONNECTIVITY)
-    if n == 0:
-        return [np.zeros(prob.shape, bool) for _ in min_sizes]
-    sizes = np.bincount(components.ravel()) * voxel_mm3
-    sizes[0] = 0.0
-    return [sizes[components] >= max(m, 1e-9) for m in min_sizes]
+    """``prob >= threshold`` with lesions smaller than each of ``min_sizes`` (mm^3) removed, by the rule
+    ``predict`` applies (:func:`lesionseg.infer.predictor.lesions_of_at_least`)."""
+    return lesions_of_at_least(prob >= threshold, voxel_mm3, min_sizes)
 
 
 DICE_TOLERANCE = 0.01
