@@ -7,16 +7,21 @@ training subjects is held out for validation: checkpoint choice, threshold and m
 Rows:
 - ``floor``: FLAIR z-score > k inside the brain mask, k chosen on the fold's training scans only;
 - ``recipe-10m`` / ``recipe-5m`` / ``recipe-20m``: ``lesion-unet`` at 10, 5 and 20 CPU minutes per fold
-  (the shipped budget is 10); each also scored without its calibration (threshold 0.5, no size
-  filter): ``...-uncalibrated``;
-- ``strong-aug-10m``: ``recipe-10m`` with wider intensity ranges drawn per input channel (the training
-  sets mix two sites whose lesion contrast differs). Which of the two the recipe ships was decided by the
-  mean calibrated validation score over the folds (``val_score`` in the calibration table), never by the
-  test scans: nnU-Net's ranges won;
+  (the shipped budget is 10), predicting with the final weights; each also scored without its
+  calibration (threshold 0.5, no size filter): ``...-uncalibrated``;
+- ``recipe-10m-best-checkpoint``: ``recipe-10m`` predicting with the checkpoint of the highest validation
+  Dice (the recipe's earlier rule; the same training run: only the checkpoint differs);
+- ``strong-aug-10m``: ``recipe-10m-best-checkpoint`` with wider intensity ranges drawn per input channel
+  (the training sets mix two sites whose lesion contrast differs). Which of the two the recipe ships was
+  decided by the mean calibrated validation score over the folds (``val_score`` in the calibration
+  table), never by the test scans: nnU-Net's ranges won;
+- ``no-intensity-aug-10m`` and ``context-2.5d-10m``: ``recipe-10m`` without the intensity augmentation, and
+  with 2.5D input (the slice and its two neighbours, TS-CNN's context, as 6 input channels): what each
+  buys;
 - ``strong-aug-5m`` and ``strong-aug-old-sampling-5m``: the sampling ablation, run (before the decision
-  above) on the wider-augmentation variant at 5 CPU minutes: whole slices with a forced lesion third
-  against the earlier bundled model's sampling (lesion slices plus as many other brain slices, 128 x 128
-  patches, 70 % of them centred on lesion).
+  above, with the best-validation checkpoint) on the wider-augmentation variant at 5 CPU minutes: whole
+  slices with a forced lesion third against the earlier bundled model's sampling (lesion slices plus as
+  many other brain slices, 128 x 128 patches, 70 % of them centred on lesion).
 
 Every fold of every row is one job that writes ``runs/ms_recipe/<row>/fold_<k>.json`` when it finishes, so
 an interrupted run resumes where it stopped (a half-trained fold resumes from its last.pt). Run the jobs in
@@ -43,10 +48,10 @@ from lesionseg.config.train import resolve_train_config
 from lesionseg.data.cache import PreprocessCache
 from lesionseg.data.manifest import Manifest, load_case, load_manifest
 from lesionseg.data.splits import Splits, load_splits, make_splits
+from lesionseg.evaluate.cv import predict_and_score
 from lesionseg.infer.predictor import Predictor, load_members
 from lesionseg.metrics import label_map_metrics
 from lesionseg.preprocess import invert
-from lesionseg.train.cv import predict_and_score
 from lesionseg.train.run import train_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,16 +63,27 @@ OLD_SAMPLING = [  # the earlier bundled model's sampling: lesion slices + as man
     "patch_size=[128,128]",
     "lesion_patch_probability=0.7",
 ]
+BEST = "checkpoint=best"  # the checkpoint of the highest validation Dice instead of the final one
 ROWS: dict[str, list[str]] = {
     "recipe-10m": ["budget_s=600"],
-    "strong-aug-10m": ["budget_s=600", STRONG],
-    "strong-aug-5m": ["budget_s=300", STRONG],
-    "strong-aug-old-sampling-5m": ["budget_s=300", STRONG, *OLD_SAMPLING],
+    "recipe-10m-best-checkpoint": ["budget_s=600", BEST],
+    "strong-aug-10m": ["budget_s=600", STRONG, BEST],
+    "strong-aug-5m": ["budget_s=300", STRONG, BEST],
+    "strong-aug-old-sampling-5m": ["budget_s=300", STRONG, *OLD_SAMPLING, BEST],
     "recipe-5m": ["budget_s=300"],
     "recipe-20m": ["budget_s=1200"],
+    "no-intensity-aug-10m": ["budget_s=600", "intensity_augmentation=false"],
+    "context-2.5d-10m": ["budget_s=600", "context_slices=3"],
 }
 # also scored at threshold 0.5 without the size filter
-UNCALIBRATED = ("recipe-10m", "strong-aug-10m", "strong-aug-5m", "recipe-5m", "recipe-20m")
+UNCALIBRATED = (
+    "recipe-10m",
+    "recipe-10m-best-checkpoint",
+    "strong-aug-10m",
+    "strong-aug-5m",
+    "recipe-5m",
+    "recipe-20m",
+)
 FLOOR_K = tuple(np.round(np.arange(1.0, 4.01, 0.25), 2))
 METRICS = ("dsc", "precision", "sensitivity", "lesion_f1", "avd")
 
@@ -127,6 +143,22 @@ def run_model_fold(row: str, k: int, manifest: Manifest, data: Path, runs: Path,
     }
 
 
+def floor_mask(pre, threshold: float) -> np.ndarray:  # noqa: ANN001
+    """The floor: FLAIR (channel 0, z-scored in the brain) > ``threshold`` inside the brain mask."""
+    return ((np.asarray(pre.image[0]) > threshold) & (np.asarray(pre.mask) > 0)).astype(np.uint8)
+
+
+def floor_dice(pre, threshold: float) -> float:  # noqa: ANN001
+    pred, ref = floor_mask(pre, threshold) > 0, np.asarray(pre.label) > 0
+    return float(2.0 * np.logical_and(pred, ref).sum() / max(pred.sum() + ref.sum(), 1))
+
+
+def fit_floor_k(cases: list) -> float:
+    """The k of FLOOR_K with the best mean Dice over ``cases`` (preprocessed)."""
+    scores = [float(np.mean([floor_dice(pre, threshold) for pre in cases])) for threshold in FLOOR_K]
+    return float(FLOOR_K[int(np.argmax(scores))])
+
+
 def floor_fold(k: int, manifest: Manifest, data: Path, runs: Path) -> dict:
     """FLAIR z-score > k inside the brain mask, k chosen on the fold's training (and validation) scans."""
     cfg = resolve_train_config(METHOD, "cpu")
@@ -135,18 +167,8 @@ def floor_fold(k: int, manifest: Manifest, data: Path, runs: Path) -> dict:
     cpu0 = time.process_time()
     fit_subjects = set(fold.train) | set(fold.val)
 
-    def floor_mask(pre, threshold: float) -> np.ndarray:  # noqa: ANN001
-        return ((np.asarray(pre.image[0]) > threshold) & (np.asarray(pre.mask) > 0)).astype(np.uint8)
-
     fit = [cache.get(manifest, c, data, cfg.preprocess) for c in manifest.cases if c.subject in fit_subjects]
-    scores = []
-    for threshold in FLOOR_K:
-        dices = []
-        for pre in fit:
-            pred, ref = floor_mask(pre, threshold) > 0, np.asarray(pre.label) > 0
-            dices.append(2.0 * np.logical_and(pred, ref).sum() / max(pred.sum() + ref.sum(), 1))
-        scores.append(float(np.mean(dices)))
-    best_k = float(FLOOR_K[int(np.argmax(scores))])
+    best_k = fit_floor_k(fit)
     rows = []
     for case in (c for c in manifest.cases if c.subject in fold.test):
         pre = cache.get(manifest, case, data, cfg.preprocess)
@@ -164,10 +186,13 @@ def floor_fold(k: int, manifest: Manifest, data: Path, runs: Path) -> dict:
     }
 
 
-def run_worker(index: int, count: int, data: Path, runs: Path, quick: bool) -> None:
+def run_worker(
+    index: int, count: int, data: Path, runs: Path, quick: bool, rows: list[str] | None = None
+) -> None:
     manifest = load_manifest("ms_flair_t1")
     folds = 2 if quick else len(fixed_splits(manifest, runs).folds)
-    for j, (row, k) in enumerate(job_list(folds)):
+    jobs = [(row, k) for row, k in job_list(folds) if rows is None or row in rows]
+    for j, (row, k) in enumerate(jobs):
         if j % count != index:
             continue
         done = runs / row / f"fold_{k}.json"
@@ -193,6 +218,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--runs", type=Path)
     parser.add_argument("--worker", default="0/1", help="I/N: run every N-th job starting at I")
+    parser.add_argument("--rows", nargs="+", choices=["floor", *ROWS], help="only these rows' jobs")
     parser.add_argument("--report", action="store_true", help="assemble benchmarks/results/ms_recipe*.md")
     parser.add_argument("--quick", action="store_true", help="20 s budgets, 2 folds (checks the script)")
     args = parser.parse_args()
@@ -203,7 +229,7 @@ def main() -> None:
         write_report(runs, REPO / "benchmarks" / "results", args.quick)
         return
     index, count = (int(x) for x in args.worker.split("/"))
-    run_worker(index, count, args.data, runs, args.quick)
+    run_worker(index, count, args.data, runs, args.quick, args.rows)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ from ms_recipe import METRICS, ROWS, UNCALIBRATED
 
 from lesionseg.nets.checkpoint import load_checkpoint
 
+PEER_ROWS = ["nnunet-2d-20m"]  # benchmarks/nnunet_ms.py: nnU-Net v2 2d, its trainer cut to 20 CPU minutes
+
 LABELS = {
     "dsc": "Dice",
     "precision": "precision",
@@ -54,7 +56,7 @@ def row_lines(name: str, rows: list[dict], folds: list[dict], total_folds: int) 
 def write_report(runs: Path, results: Path, quick: bool) -> Path:
     splits = json.loads((runs / "splits.json").read_text())
     total = 2 if quick else len(splits["folds"])
-    names = ["floor", *ROWS]
+    names = ["floor", *ROWS, *PEER_ROWS]
     per_row: dict[str, list[dict]] = {}
     fold_files: dict[str, list[dict]] = {}
     for row in names:
@@ -70,7 +72,12 @@ def write_report(runs: Path, results: Path, quick: bool) -> Path:
         "held out for validation. Medians over scans with [IQR]. CPU minutes: the trainer's budget clock per "
         "fold (process CPU time of the timed warm-up, the training steps and the validations, one torch "
         "thread; the floor: fitting k). The planned step count comes from the warm-up's step time, which "
-        "is slower than the later steps, so runs end below their budget.",
+        "is slower than the later steps, so runs end below their budget. The recipe rows predict with the "
+        "final weights; `recipe-10m-best-checkpoint` is the same training run predicting with the "
+        "checkpoint of the highest validation Dice (as do the strong-aug rows). `nnunet-2d-20m`: nnU-Net v2 "
+        "(2d configuration, its default trainer with the epoch count cut to 20 CPU minutes of training, one "
+        "thread, checkpoint_final, test-time mirroring on) on the same folds, from "
+        "`benchmarks/nnunet_ms.py`; its CPU minutes are its trainer's own clock from the first epoch on.",
         f"Command: `python benchmarks/ms_recipe.py --worker 0/2 & ... --worker 1/2; python "
         f"benchmarks/ms_recipe.py --report` ({datetime.date.today()}).",
         "",
@@ -97,7 +104,12 @@ def write_report(runs: Path, results: Path, quick: bool) -> Path:
         for n in (
             "recipe-10m",
             "recipe-10m-uncalibrated",
+            "recipe-10m-best-checkpoint",
             "recipe-5m",
+            "recipe-20m",
+            "nnunet-2d-20m",
+            "no-intensity-aug-10m",
+            "context-2.5d-10m",
             "strong-aug-10m",
             "strong-aug-5m",
             "strong-aug-old-sampling-5m",
@@ -138,7 +150,7 @@ def write_report(runs: Path, results: Path, quick: bool) -> Path:
             )
     scores = {
         row: [f["calibration"]["val_score"] for f in fold_files[row] if f.get("calibration")]
-        for row in ("recipe-10m", "strong-aug-10m")
+        for row in ("recipe-10m-best-checkpoint", "strong-aug-10m")
     }
     if all(len(v) == total for v in scores.values()):
         lines += [

@@ -65,7 +65,7 @@ def data_dir(given: str | None) -> Path:
 def fold_splits(manifest, root: Path, cfg, cache, seed: int, path: Path):  # noqa: ANN001, ANN201
     """5 subject-wise folds for ``seed`` with the validation subjects moved into training."""
     from lesionseg.data.splits import make_splits
-    from lesionseg.train.cv import lesion_loads
+    from lesionseg.evaluate.cv import lesion_loads
 
     splits = make_splits(manifest.subjects, 5, seed, lesion_loads(manifest, root, cfg, cache))
     for fold in splits.folds:
@@ -114,7 +114,7 @@ def run_one(row: str, seed: int, args: argparse.Namespace, root: Path, runs: Pat
 
     from lesionseg.config.train import resolve_train_config
     from lesionseg.data.manifest import load_manifest
-    from lesionseg.train.cv import run_cross_validation
+    from lesionseg.evaluate.cv import run_cross_validation
 
     _, method, width, *_ = ROWS[row]
     overrides = [

@@ -165,10 +165,13 @@ def test_the_docstring_examples_run() -> None:
     import doctest
 
     import lesionseg.api
+    import lesionseg.evaluate.pair
     import lesionseg.train.run
 
     result = doctest.testmod(lesionseg.api, optionflags=doctest.ELLIPSIS)
-    assert result.attempted >= 10 and result.failed == 0
+    assert result.attempted >= 6 and result.failed == 0
+    result = doctest.testmod(lesionseg.evaluate.pair, optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 4 and result.failed == 0
     result = doctest.testmod(lesionseg.train.run, optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 5 and result.failed == 0
 
@@ -178,5 +181,14 @@ def test_lesionseg_train_stays_callable_after_the_train_package_is_imported() ->
     import lesionseg.train.run  # noqa: F401  - binds the name lesionseg.train to the package
 
     assert callable(lesionseg.train)
+
+
+def test_lesionseg_evaluate_stays_callable_after_the_evaluate_package_is_imported() -> None:
+    import lesionseg
+    import lesionseg.evaluate.cv  # noqa: F401  - binds the name lesionseg.evaluate to the package
+
+    ref = np.zeros((6, 6, 6), bool)
+    ref[1:4, 1:4, 1:4] = True
+    assert lesionseg.evaluate(ref, ref, spacing=(1.0, 1.0, 1.0))["dsc"] == 1.0
     with pytest.raises(lesionseg.LesionsegError):
         lesionseg.train("no-such-manifest", ".", "out", method="lesion-unet")

@@ -202,6 +202,21 @@ def test_without_a_validation_subject_the_checkpoint_is_the_last(phantom_dir: Pa
     assert load_checkpoint(result.best)["epoch"] == load_checkpoint(result.last)["epoch"] == 3
 
 
+@pytest.mark.parametrize("choice", ["last", "best"])
+def test_the_recipe_predicts_with_its_final_weights_unless_asked_for_the_best(
+    phantom_dir: Path, tmp_path: Path, choice: str
+) -> None:
+    assert resolve_train_config(DEFAULT_METHOD, "cpu").checkpoint == "last"
+    cfg = recipe("steps=8", "budget_s=null", "evaluations=4", "calibrate=false", f"checkpoint={choice}")
+    result = train(phantom_dir, tmp_path / "run", cfg)
+    chosen = load_checkpoint(result.best)["epoch"]
+    dice = [h["val_dice"] for h in result.history]
+    if choice == "last":
+        assert chosen == load_checkpoint(result.last)["epoch"] == 4
+    else:  # the first epoch of the highest validation Dice
+        assert chosen == int(np.argmax(dice)) + 1
+
+
 def test_a_wmh_epoch_is_one_pass_over_the_training_slices(phantom_dir: Path, tmp_path: Path) -> None:
     cfg = resolve_train_config(
         "wmh-dice",

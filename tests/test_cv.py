@@ -81,7 +81,7 @@ def test_cv_runs_end_to_end_for_every_method(
 
 def test_cv_says_when_folds_become_leave_one_out_without_validation() -> None:
     from lesionseg.data.splits import make_splits
-    from lesionseg.train.cv import split_notes
+    from lesionseg.evaluate.cv import split_notes
 
     splits = make_splits(["a", "b"], 5, seed=0)
     notes = split_notes(splits, 5, 2)

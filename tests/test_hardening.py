@@ -520,3 +520,44 @@ def test_train_reuses_the_cache_that_preprocess_built(
     manifest = load_manifest(phantom_dir / "manifest.json")
     cases = preprocessed_cases(manifest, phantom_dir, manifest.subjects, cfg, PreprocessCache(out))
     assert len(cases) == len(manifest.cases) and all(c.image.dtype == np.float32 for c in cases)
+
+
+def _nifti_with_srow_x(path: Path, row: list[float]) -> Path:
+    """A gzipped NIfTI-1 whose sform's first row is ``row`` (written into the raw header: nibabel refuses
+    to build such an image)."""
+    import gzip
+    import struct
+
+    import nibabel as nib
+
+    raw = bytearray(nib.Nifti1Image(np.zeros((4, 4, 4), np.float32), np.eye(4)).to_bytes())
+    raw[252:256] = struct.pack("<hh", 0, 1)  # qform_code 0, sform_code 1
+    raw[280:296] = struct.pack("<4f", *row)  # srow_x
+    path.write_bytes(gzip.compress(bytes(raw)))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [([np.inf, 0, 0, 0], "NaN or infinite values"), ([0, 0, 0, 0], "singular")],
+)
+def test_a_header_affine_that_is_not_finite_or_singular_is_a_one_line_error(
+    tmp_path: Path, row: list[float], message: str
+) -> None:
+    path = _nifti_with_srow_x(tmp_path / "bad.nii.gz", row)
+    with pytest.raises(LesionsegError, match=message) as err:
+        read_volume(path)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("name", ["scan.Nii.Gz", "SCAN.NII.GZ", "scan.NII"])
+def test_mixed_case_nifti_suffixes_are_read(tmp_path: Path, name: str) -> None:
+    import nibabel as nib
+
+    array = np.arange(64, dtype=np.float32).reshape(4, 4, 4)
+    plain = tmp_path / ("s.nii.gz" if name.lower().endswith(".gz") else "s.nii")
+    nib.save(nib.Nifti1Image(array, np.diag([2.0, 2.0, 3.0, 1.0])), str(plain))
+    plain.rename(tmp_path / name)
+    volume = read_volume(tmp_path / name)
+    np.testing.assert_array_equal(volume.array, array)
+    np.testing.assert_allclose(volume.spacing, (2.0, 2.0, 3.0))

@@ -315,7 +315,7 @@ def test_overlay_rows_labelled_with_sides(tmp_path, monkeypatch) -> None:
 
 
 def test_provenance_from_prediction_sidecar(tmp_path) -> None:
-    from lesionseg.report.evaluate import sidecar_provenance
+    from lesionseg.evaluate.folder import sidecar_provenance
 
     pred = tmp_path / "case_mask.nii.gz"
     assert sidecar_provenance(pred) == {}  # no sidecar

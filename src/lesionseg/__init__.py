@@ -22,7 +22,7 @@ __version__ = "0.1.0"
 # public name -> module that defines it
 _EXPORTS = {
     "segment": "lesionseg.api",
-    "evaluate": "lesionseg.api",
+    "evaluate": "lesionseg.evaluate",  # the package, callable: runs evaluate.pair.evaluate_masks
     "train": "lesionseg.train",  # the package, callable: lesionseg.train(...) runs train.run.train_method
     "Volume": "lesionseg.io",
     "read_volume": "lesionseg.io",
@@ -33,9 +33,9 @@ _EXPORTS = {
 __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:
-    from lesionseg.api import evaluate as evaluate
     from lesionseg.api import segment as segment
     from lesionseg.errors import LesionsegError as LesionsegError
+    from lesionseg.evaluate.pair import evaluate_masks as evaluate  # noqa: F401
     from lesionseg.infer.predictor import Predictor as Predictor
     from lesionseg.io import Volume as Volume
     from lesionseg.io import read_volume as read_volume
@@ -44,8 +44,8 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
-    if name == "train":  # the package itself, callable (see lesionseg/train/__init__.py)
-        return import_module("lesionseg.train")
+    if name in ("train", "evaluate"):  # the package itself, callable (see its __init__.py)
+        return import_module(f"lesionseg.{name}")
     if name in _EXPORTS:
         value = getattr(import_module(_EXPORTS[name]), name)
         globals()[name] = value

@@ -23,8 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from lesionseg.data.manifest import load_manifest
+    from lesionseg.evaluate.cv import run_cross_validation
     from lesionseg.nets.device import resolve_device
-    from lesionseg.train.cv import run_cross_validation
 
     configs = member_configs(args)
     resolve_device(configs[0].device)  # a one-line error for cuda without CUDA, before any work

@@ -9,7 +9,7 @@ Two forms:
   Cases carry a fold from ``--folds SPLITS.json`` (the fold whose ``test`` lists the case's subject or id)
   or from a ``"fold"`` key of the case in the manifest.
 
-The work is done by :mod:`lesionseg.report.evaluate`; output layout: see :mod:`lesionseg.report.evaluation`.
+The work is done by :mod:`lesionseg.evaluate.folder`; output layout: see :mod:`lesionseg.report.evaluation`.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from lesionseg.errors import LesionsegError
-    from lesionseg.report.evaluate import evaluate_folder, evaluate_pair
+    from lesionseg.evaluate.folder import evaluate_folder, evaluate_pair
     from lesionseg.report.evaluation import provenance_from_run
 
     provenance = None

@@ -72,6 +72,9 @@ class TrainConfig:
     val_fraction: float = 0.2
     val_max_slices: int = 64
     threshold: float = 0.5
+    # the model predict uses (best.pt): "best" = the highest validation Dice of the run's evaluations;
+    # "last" = the final weights (nnU-Net's default for inference: one validation subject is a noisy judge)
+    checkpoint: Literal["best", "last"] = "best"
     calibrate: bool = False  # choose threshold and minimum lesion size on the validation subjects
     seed: int = 0
     # speed
@@ -182,6 +185,7 @@ LESION_UNET = dict(
     patch_size=None,
     augmentation="lesion",
     intensity_augmentation=True,
+    checkpoint="last",
     calibrate=True,
     val_max_slices=96,
     bf16=True,

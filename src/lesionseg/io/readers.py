@@ -84,7 +84,7 @@ def read_volume(path: str | Path, kind: VolumeKind = "image") -> Volume:
         raise LesionsegError("a single 2D slice; give the whole slice stack", path)
     try:
         if fmt == "nifti":
-            image = nib.load(str(path))
+            image = _load_nifti(path)
             check_voxel_count(image.shape, path)
             _check_nifti_size(image, path)
             array = np.asanyarray(image.dataobj)
@@ -98,7 +98,35 @@ def read_volume(path: str | Path, kind: VolumeKind = "image") -> Volume:
         raise LesionsegError(f"cannot read image ({_first_line(exc)})", path) from exc
     array = _as_3d(array, path)
     array = _checked_values(array, kind, path)
+    _check_affine(np.asarray(affine, dtype=np.float64), path)
     return Volume(array, affine, kind, header, path)
+
+
+def _load_nifti(path: Path) -> nib.Nifti1Image:
+    """nibabel's loader, which picks the format from a lower-case suffix; other spellings (``.Nii.Gz``)
+    through an explicit file map."""
+    if path.name.endswith(NIFTI_SUFFIXES):
+        return nib.load(str(path))
+    last: Exception | None = None
+    for image_class in (nib.Nifti1Image, nib.Nifti2Image):
+        try:
+            return image_class.from_file_map(
+                image_class.make_file_map({"image": str(path), "header": str(path)})
+            )
+        except Exception as exc:  # not this NIfTI version: try the next one
+            last = exc
+    assert last is not None
+    raise last
+
+
+def _check_affine(affine: np.ndarray, path: Path) -> None:
+    """The voxel-to-world matrix must be finite and invertible: spacing and orientation come from it."""
+    if not np.all(np.isfinite(affine)):
+        raise LesionsegError("the header's voxel-to-world matrix (affine) has NaN or infinite values", path)
+    if abs(float(np.linalg.det(affine[:3, :3]))) < 1e-12:
+        raise LesionsegError(
+            "the header's voxel-to-world matrix (affine) is singular (a voxel size of 0?)", path
+        )
 
 
 def _read_dicom(folder: Path, kind: VolumeKind) -> Volume:

@@ -1,5 +1,5 @@
-"""Tables, plots, overlays and the HTML report; no torch. Most functions take rows (lists of dicts) and
-arrays; ``report.evaluate`` also reads the manifest, the split and the mask files it scores.
+"""Tables, plots, overlays and the HTML report; no torch. The functions take rows (lists of dicts) and
+arrays; reading the masks to score them is ``lesionseg.evaluate``'s job.
 
 Reuse from training / cross-validation code:
 

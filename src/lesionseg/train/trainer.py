@@ -189,9 +189,7 @@ class Trainer:
         cfg, stopped_by = self.cfg, "epochs"
         clock0 = budget_clock(self.device.type) - self.spent
         total = cfg.epochs * cfg.steps_per_epoch
-        bar = tqdm(
-            total=total, initial=self.step, desc=cfg.method, disable=not progress or self.rank != 0
-        )
+        bar = tqdm(total=total, initial=self.step, desc=cfg.method, disable=not progress or self.rank != 0)
         while self.epoch < cfg.epochs:
             epoch_lr = epoch_learning_rate(cfg, self.epoch)
             epoch_start, losses = time.monotonic(), []
@@ -232,10 +230,11 @@ class Trainer:
                     seconds=round(time.monotonic() - epoch_start, 2),
                 )
             )
-            # without a held-out subject the validation Dice is measured on training data: keep the last
-            improved = val_dice > self.best_metric or self.val_on_train
-            if improved:
-                self.best_metric = val_dice
+            # best.pt is the model predict uses: the best validation Dice, or the final weights when asked
+            # (``checkpoint="last"``) or when the validation Dice is measured on training data
+            improved = val_dice > self.best_metric
+            self.best_metric = max(self.best_metric, val_dice)
+            improved = improved or self.val_on_train or cfg.checkpoint == "last"
             if val_loss < self.best_val_loss - 1e-6:
                 self.best_val_loss, self.bad_epochs = val_loss, 0
             else:

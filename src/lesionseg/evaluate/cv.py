@@ -3,7 +3,7 @@ whole volumes back on their original grids, evaluate them, and tabulate per-fold
 TS-CNN Table 1 (the papers report medians over 5 folds).
 
 Cases with ``label_slices`` (TS-CNN's labelled slice with its unlabelled neighbours) are predicted and
-scored on their labelled slices only (:mod:`lesionseg.train.labelled_slices`): one metrics row per labelled
+scored on their labelled slices only (:mod:`lesionseg.evaluate.labelled_slices`): one metrics row per labelled
 slice; per-subject rows pool each subject's slices (``subjects.csv``)."""
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from lesionseg.data.cache import PreprocessCache
 from lesionseg.data.label_slices import labelled_slices
 from lesionseg.data.manifest import Case, Manifest, load_case
 from lesionseg.data.splits import Splits, load_splits, make_splits
+from lesionseg.evaluate.labelled_slices import only_labelled_slices, score_labelled_slices
 from lesionseg.infer.predictor import Predictor, load_members
 from lesionseg.io import atomic_output, write_volume
 from lesionseg.metrics import label_map_metrics, summarize
 from lesionseg.metrics.pooled import pooled_metrics
-from lesionseg.train.labelled_slices import only_labelled_slices, score_labelled_slices
 from lesionseg.train.run import train_model
 
 
