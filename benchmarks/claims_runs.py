@@ -216,7 +216,8 @@ def validation_curves(claim: Claim, seeds: list[int], runs: Path, path: Path) ->
         length = min(len(c[1]) for c in curves)  # runs stopped by the budget differ by an evaluation or so
         values = np.array([c[1][:length] for c in curves], dtype=float)
         steps = np.median([c[0][:length] for c in curves], axis=0)
-        ax.plot(steps, np.nanmean(values, axis=0), label=f"{row.name} ({len(curves)} runs)")
+        what = "member runs" if row.method == "wmh-ensemble" else "runs"
+        ax.plot(steps, np.nanmean(values, axis=0), marker=".", label=f"{row.name} ({len(curves)} {what})")
         ax.fill_between(steps, np.nanmin(values, axis=0), np.nanmax(values, axis=0), alpha=0.2)
         drawn = True
     if drawn:
@@ -228,7 +229,7 @@ def validation_curves(claim: Claim, seeds: list[int], runs: Path, path: Path) ->
     return drawn
 
 
-def report(claims: list[Claim], seeds: list[int], runs: Path) -> None:
+def report(claims: list[Claim], seeds: list[int], runs: Path, quick: bool) -> None:
     entries = []
     for claim in claims:
         a = [run_dir(runs, claim, claim.a, s) for s in seeds]
@@ -246,8 +247,9 @@ def report(claims: list[Claim], seeds: list[int], runs: Path) -> None:
                 "label": claim.label,
             }
         )
-        if validation_curves(claim, seeds, runs, RESULTS / f"claims_curves_{claim.key}.png"):
-            print(f"wrote {RESULTS / f'claims_curves_{claim.key}.png'}")
+        png = RESULTS / f"claims_curves_{claim.key}{'_quick' if quick else ''}.png"
+        if validation_curves(claim, seeds, runs, png):
+            print(f"wrote {png}")
     if not entries:
         print("no claim has finished runs")
         return
@@ -256,7 +258,7 @@ def report(claims: list[Claim], seeds: list[int], runs: Path) -> None:
     sys.path.insert(0, str(Path(__file__).parent))
     from claims import main as claims_main
 
-    claims_main([str(claims_json)])
+    claims_main([str(claims_json), "--out", str(RESULTS / ("claims_quick.md" if quick else "claims.md"))])
 
 
 def main() -> None:
@@ -277,7 +279,7 @@ def main() -> None:
     seeds = [0] if args.quick else args.seeds
     runs = args.runs or REPO / "runs" / ("claims_quick" if args.quick else "claims")
     if args.report:
-        report(claims, seeds, runs)
+        report(claims, seeds, runs, args.quick)
         return
     run_jobs(jobs_for(claims, seeds), args.data, runs, args.budget, args.quick, args.jobs)
 

@@ -53,6 +53,27 @@ def row_lines(name: str, rows: list[dict], folds: list[dict], total_folds: int) 
     return f"| {name} | {len(rows)} | {done} | " + " | ".join(cells) + f" | {cpu:.1f} |"
 
 
+def peer_lines(per_row: dict[str, list[dict]]) -> list[str]:
+    """The recipe against nnU-Net at the same CPU minutes: medians, their difference, scans won."""
+    ours, peer = per_row.get("recipe-20m", []), per_row.get("nnunet-2d-20m", [])
+    if not ours or not peer:
+        return []
+    peer_dice = {r["case"]: r["dsc"] for r in peer}
+    paired = [(r["dsc"], peer_dice[r["case"]]) for r in ours if r["case"] in peer_dice]
+    med = {
+        m: (np.median([r[m] for r in ours]), np.median([r[m] for r in peer])) for m in ("dsc", "lesion_f1")
+    }
+    won = sum(a > b for a, b in paired)
+    return [
+        "",
+        f"At 20 CPU minutes per fold: recipe-20m median Dice {med['dsc'][0]:.3f} against nnunet-2d-20m "
+        f"{med['dsc'][1]:.3f} (difference {med['dsc'][0] - med['dsc'][1]:+.3f}); the recipe's Dice is higher "
+        f"on {won} of {len(paired)} scans; median lesion F1 {med['lesion_f1'][0]:.3f} against "
+        f"{med['lesion_f1'][1]:.3f}; mean Dice {np.mean([a for a, _ in paired]):.3f} against "
+        f"{np.mean([b for _, b in paired]):.3f}.",
+    ]
+
+
 def write_report(runs: Path, results: Path, quick: bool) -> Path:
     splits = json.loads((runs / "splits.json").read_text())
     total = 2 if quick else len(splits["folds"])
@@ -91,6 +112,7 @@ def write_report(runs: Path, results: Path, quick: bool) -> Path:
     missing = [row for row in names if len(fold_files[row]) < total]
     if missing:
         lines += ["", f"Not finished in this run (folds missing): {', '.join(missing)}."]
+    lines += peer_lines(per_row)
     # per-scan Dice against the floor
     floor = {r["case"]: r["dsc"] for r in per_row.get("floor", [])}
     lines += [

@@ -46,7 +46,7 @@ def test_defaults_shown_for_options_without_one_in_their_help(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["demo", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "phantom cases (2 are held out) (default: 8)" in text
+    assert "phantom cases (2 are held out, 1 validates, the rest train) (default: 12)" in text
     assert "output folder (default: lesionseg_demo)" in text
 
 
