@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
             best = max((h["val_dice"] for h in result.history), default=float("nan"))
             print(
                 f"{cfg.method}: {len(result.history)} epochs ({result.stopped_by}); best validation Dice "
-                f"{best:.4f}; best checkpoint {result.best}"
+                f"{best:.4f}; the model to predict with ({cfg.checkpoint} checkpoint): {result.best}"
             )
     distributed.shutdown()
     return 0
