@@ -1,4 +1,4 @@
-"""Training loop, budget and schedule, calibration, checkpoints written (cross-validation: lesionseg.evaluate).
+"""Training loop, budget and schedule, calibration, checkpoints written (cross-validation: evaluate.cv).
 
 ``lesionseg.train`` is also the public function ``lesionseg.train(manifest, root, out_dir, ...)``: once any
 of this package's modules is imported, Python binds the name ``lesionseg.train`` to this package, so the
