@@ -35,6 +35,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from quality_cv import link_member_folds
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 
@@ -136,14 +138,8 @@ def cv_command(
 
 def link_members(claim: Claim, seed: int, runs: Path) -> None:
     """The ensemble reuses its members' checkpoints of the same seed: link their fold folders."""
-    out = run_dir(runs, claim, ENSEMBLE, seed)
-    for member in ENSEMBLE_MEMBERS:
-        source = run_dir(runs, claim, Row(f"member {member}", member), seed)
-        for fold_dir in sorted(source.glob("fold_*")):
-            target = out / fold_dir.name / member
-            if (fold_dir / member).is_dir() and not target.exists():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.symlink_to((fold_dir / member).resolve(), target_is_directory=True)
+    sources = {m: run_dir(runs, claim, Row(f"member {m}", m), seed) for m in ENSEMBLE_MEMBERS}
+    link_member_folds(run_dir(runs, claim, ENSEMBLE, seed), sources)
 
 
 def jobs_for(claims: list[Claim], seeds: list[int]) -> list[tuple[Claim, Row, int]]:

@@ -200,15 +200,23 @@ def run_all(experiments: list[Experiment], data: Path, quick: bool, jobs: int, f
 
 def ensemble_with_members(exp: Experiment, quick: bool) -> Experiment:
     """The ensemble reuses the members' checkpoints: link their fold folders into its output folder."""
-    out = out_dir(exp, quick)
-    for member in ("wmh-dice", "wmh-focal-tversky", "wmh-binary-focal"):
-        source = out_dir(Experiment(exp.set_name, exp.manifest, exp.root, member, exp.folds), quick)
+    sources = {
+        member: out_dir(Experiment(exp.set_name, exp.manifest, exp.root, member, exp.folds), quick)
+        for member in ("wmh-dice", "wmh-focal-tversky", "wmh-binary-focal")
+    }
+    link_member_folds(out_dir(exp, quick), sources)
+    return exp
+
+
+def link_member_folds(out: Path, sources: dict[str, Path]) -> None:
+    """Link each member's ``fold_k/<member>`` folder of its own cv run into ``out/fold_k/<member>``, where
+    ``lesionseg cv`` of the ensemble finds and reuses the finished members."""
+    for member, source in sources.items():
         for fold_dir in sorted(source.glob("fold_*")):
             target = out / fold_dir.name / member
             if (fold_dir / member).is_dir() and not target.exists():
                 target.parent.mkdir(parents=True, exist_ok=True)
-                target.symlink_to(fold_dir / member, target_is_directory=True)
-    return exp
+                target.symlink_to((fold_dir / member).resolve(), target_is_directory=True)
 
 
 def fold_statistics(rows: list[dict], label: str) -> dict[str, dict[str, float]]:

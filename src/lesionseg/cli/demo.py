@@ -15,8 +15,8 @@ from lesionseg.cli.parsing import add_set_option
 
 # The lesion recipe for a fixed step count, so that every machine trains the same model (a CPU budget would
 # turn into a different step count on each): 2,400 steps of batch 8 take about 3 CPU minutes here.
-# Nine training phantoms (12 cases): with five, the model fitted them (training loss 0.05) while its
-# validation loss rose after the fourth of twelve evaluations, and it over-segmented unseen phantoms.
+# Nine training phantoms (12 cases): with five, the model fitted them while its validation loss rose
+# after the first third of the run, and it over-segmented unseen phantoms.
 DEMO_STEPS = ("steps=2400", "budget_s=null")
 
 
