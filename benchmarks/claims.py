@@ -26,10 +26,11 @@ import math
 import sys
 from pathlib import Path
 
+import numpy as np
 from _timing import markdown_table, write_result
 
 from lesionseg.errors import LesionsegError
-from lesionseg.metrics.paired import paired_bootstrap_ci, verdict
+from lesionseg.metrics.paired import paired_bootstrap_ci, precision_plan, verdict
 from lesionseg.report.tables import read_metrics_csv
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -45,7 +46,10 @@ COLUMNS = [
     "metric",
     "mean difference [95 % CI]",
     "verdict",
+    "CI half-width: what would reach +-0.05",
+    "validation Dice at the end (a / b)",
 ]
+TARGET_HALF_WIDTH = 0.05  # Dice (issue "Test each paper's claims")
 
 
 def pair_key(row: dict) -> tuple[str, str, str]:
@@ -53,8 +57,11 @@ def pair_key(row: dict) -> tuple[str, str, str]:
     return str(row["case"]), "" if slice_ in (None, "") else str(slice_), str(row.get("label", ""))
 
 
-def row_scores(runs: list[Path], metric: str, label: str | None) -> tuple[dict[tuple, float], int, float]:
-    """Mean over the seeds of ``metric`` per pair, the number of folds, and the mean CPU minutes per fold."""
+def row_scores(
+    runs: list[Path], metric: str, label: str | None
+) -> tuple[dict[tuple, list[float]], int, float]:
+    """``metric`` per pair and seed (in the order of ``runs``), the number of folds, and the mean CPU
+    minutes per fold."""
     per_key: dict[tuple, list[float]] = {}
     folds: set[str] = set()
     minutes: list[float] = []
@@ -76,8 +83,7 @@ def row_scores(runs: list[Path], metric: str, label: str | None) -> tuple[dict[t
     for key, values in per_key.items():
         if len(values) != len(runs):
             raise LesionsegError(f"pair {key} is scored in {len(values)} of {len(runs)} seeds", runs[0])
-    scores = {k: sum(v) / len(v) for k, v in per_key.items()}  # NaN in any seed stays NaN
-    return scores, len(folds), (sum(minutes) / len(minutes) if minutes else math.nan)
+    return per_key, len(folds), (sum(minutes) / len(minutes) if minutes else math.nan)
 
 
 def evaluate_claim(claim: dict, base: Path, resamples: int, seed: int) -> list[str]:
@@ -85,8 +91,10 @@ def evaluate_claim(claim: dict, base: Path, resamples: int, seed: int) -> list[s
     metric, label = claim.get("metric", "dsc"), claim.get("label")
     runs_a = [base / p for p in claim["a"]["runs"]]
     runs_b = [base / p for p in claim["b"]["runs"]]
-    a, folds_a, cpu_a = row_scores(runs_a, metric, label)
-    b, folds_b, cpu_b = row_scores(runs_b, metric, label)
+    seeds_a, folds_a, cpu_a = row_scores(runs_a, metric, label)
+    seeds_b, folds_b, cpu_b = row_scores(runs_b, metric, label)
+    a = {k: sum(v) / len(v) for k, v in seeds_a.items()}  # the seed mean; NaN in any seed stays NaN
+    b = {k: sum(v) / len(v) for k, v in seeds_b.items()}
     if set(a) != set(b):
         missing = sorted(set(a) ^ set(b))[:3]
         raise LesionsegError(f"the two rows score different cases, e.g. {missing}", runs_a[0])
@@ -105,16 +113,42 @@ def evaluate_claim(claim: dict, base: Path, resamples: int, seed: int) -> list[s
             metric,
             "-",
             "inconclusive",
+            "-",
+            claim.get("curves", "-"),
         ]
     mean, lo, hi = paired_bootstrap_ci(diffs_a, diffs_b, n=resamples, seed=seed)
     interval = f"{mean:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+    per_seed = None
+    if len(runs_a) == len(runs_b):
+        per_seed = np.array(
+            [[sign * (x - y) for x, y in zip(seeds_a[k], seeds_b[k], strict=True)] for k in usable]
+        )
     return [
         *_names(claim, cpu_a, cpu_b, runs_a, runs_b, folds_a, folds_b),
         pairs,
         metric,
         interval,
         verdict(lo, hi),
+        precision_text(metric, (hi - lo) / 2, per_seed),
+        claim.get("curves", "-"),
     ]
+
+
+def precision_text(metric: str, half_width: float, per_seed: np.ndarray | None) -> str:
+    """The bootstrap half-width, and for Dice-like scores above the target what would reach it: the seeds
+    (with these cases), else the pairs (cases or slices; with these seeds), from the split of the
+    difference's variance into a case part and a seed part (lesionseg.metrics.paired.precision_plan)."""
+    text = f"+-{half_width:.3f}"
+    if metric in LOWER_IS_BETTER or metric in {"avd"}:
+        return text
+    if half_width <= TARGET_HALF_WIDTH:
+        return f"{text} (met)"
+    if per_seed is None or len(per_seed) < 2:
+        return text
+    plan = precision_plan(per_seed, TARGET_HALF_WIDTH)
+    if plan.seeds_needed is not None:
+        return f"{text}: about {plan.seeds_needed} seeds"
+    return f"{text}: no seed count; about {plan.pairs_needed} pairs (this set: {len(per_seed)})"
 
 
 def _names(
@@ -141,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS / "claims.md")
     parser.add_argument("--resamples", type=int, default=10000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--note", action="append", default=[], help="a line for the header (repeatable)")
     args = parser.parse_args(argv)
     try:
         claims = json.loads(args.claims.read_text())
@@ -165,8 +200,16 @@ def main(argv: list[str] | None = None) -> int:
             "- difference: row a minus row b per case (per slice for PWML), each the mean over its seeds; "
             "for distances (hd, hd95, assd, avd) b minus a, so > 0 always favours row a",
             "- verdict: supported (interval above 0), contradicted (below 0), inconclusive (contains 0)",
+            "- validation Dice at the end: the trend of each row's mean validation curve (claims_runs.py: "
+            "the last evaluation against the one two thirds in; flat within 0.02); 'rising' means the budget "
+            "stopped that row before it converged, so its verdict is about the budget, not the method",
+            f"- half-width column: the interval's half-width; where wider than {TARGET_HALF_WIDTH} Dice, "
+            "the seeds (with these cases) or, when no seed count would do, the pairs (with these seeds) that "
+            "would narrow it to that, from the split of the paired differences' variance into a part "
+            "between cases and a part between seeds (normal approximation, `precision_plan`)",
+            *(f"- {note}" for note in args.note),
             "",
-            markdown_table(COLUMNS, rows, align="l" * 4 + "r" * 5 + "l"),
+            markdown_table(COLUMNS, rows, align="l" * 4 + "r" * 5 + "lll"),
         ]
     )
     print(text)

@@ -70,6 +70,10 @@ def test_claims_table_from_synthetic_runs(tmp_path: Path) -> None:
     # C - B per case: +0.1, -0.1, +0.1, -0.1 -> mean 0, the interval contains 0
     assert third[4] == "3.0 / 2.0"
     assert third[8].startswith("+0.000 [-0.") and third[9] == "inconclusive"
+    # the last column: identical seeds leave only case-to-case spread, which more seeds cannot narrow;
+    # var(+-0.1 over 4 pairs) = 0.04 / 3, and (0.05 / 1.96)^2 per pair -> 21 pairs
+    assert first[10] == "+-0.000 (met)"
+    assert third[10].endswith("no seed count; about 21 pairs (this set: 4)")
 
 
 def test_claims_undefined_pairs_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -84,7 +88,7 @@ def test_claims_undefined_pairs_and_errors(tmp_path: Path, capsys: pytest.Captur
     # no label given: the 'other' rows (hd 99 in both) are pairs too: 8 pairs, one undefined; HD gains
     # of B - A = 1 mm on the 3 defined lesion pairs and 0 on the 4 others: mean 3 / 7
     assert "| 7 (1 undefined left out) |" in row[0]
-    assert "| +0.429 [" in row[0] and row[0].endswith("| supported |")
+    assert "| +0.429 [" in row[0] and "| supported | +-" in row[0]  # distances get no Dice target
 
     short = write_run(tmp_path / "short", [0.5, 0.5, 0.5, 0.5], [1.0, 1.0, 1.0, 1.0])
     (tmp_path / "short" / "metrics.csv").write_text("case,label,dsc\nc0,lesion,0.5\n")
@@ -98,3 +102,21 @@ def test_claims_undefined_pairs_and_errors(tmp_path: Path, capsys: pytest.Captur
     assert claims.main([str(tmp_path / "bad2.json"), "--out", str(tmp_path / "x.md")]) == 2
     assert "lacks or misnames a field" in capsys.readouterr().err
     assert not (tmp_path / "x.md").exists()
+
+
+def test_curve_trend_says_whether_a_row_stopped_rising() -> None:
+    import numpy as np
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        spec = importlib.util.spec_from_file_location("claims_runs", REPO / "benchmarks" / "claims_runs.py")
+        runs = importlib.util.module_from_spec(spec)
+        sys.modules["claims_runs"] = runs  # its dataclasses look their module up
+        spec.loader.exec_module(runs)
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    rising = np.array([[0.1, 0.2, 0.3, 0.4], [0.0, 0.2, 0.2, 0.4]])
+    assert runs.curve_trend(rising) == "rising (+0.15)"  # last (0.4) against the third of 4 (0.25)
+    assert runs.curve_trend(np.array([[0.1, 0.5, 0.51, 0.5]])) == "flat (-0.01)"
+    assert runs.curve_trend(np.array([[0.5, 0.5, 0.4, 0.3]])) == "falling (-0.10)"
+    assert runs.curve_trend(np.array([[0.5, 0.6]])) == "too short"

@@ -18,6 +18,7 @@ from lesionseg.config import (
     to_dict,
 )
 from lesionseg.config.preprocess import PREPROCESS_PRESETS, PreprocessConfig, preprocess_preset
+from lesionseg.config.train import resolve_train_config
 from lesionseg.errors import LesionsegError
 
 
@@ -169,3 +170,16 @@ def test_presets_are_values() -> None:
     assert set(PREPROCESS_PRESETS) == {"default", "raw"}
     with pytest.raises(LesionsegError, match="unknown preprocess preset 'fast' \\(valid: default, raw\\)"):
         preprocess_preset("fast")
+
+
+def test_pixelnet_paper_profile_has_the_papers_fully_connected_widths() -> None:
+    paper = resolve_train_config("pixelnet-balanced", "paper").network_options
+    cpu = resolve_train_config("pixelnet-uniform", "cpu").network_options
+    assert paper == {"fc_width": 4096, "fc6_kernel": 7, "mlp_width": 4096}
+    assert cpu == {"fc_width": 1024, "fc6_kernel": 3, "mlp_width": 512}
+
+
+def test_tscnn_rows_threshold_at_the_authors_0_7() -> None:
+    for method in ("resunet-focal", "tscnn-focal", "tscnn-focal-aug", "tscnn64-focal-aug", "tscnn-sbfl"):
+        assert resolve_train_config(method, "paper").threshold == 0.7
+        assert resolve_train_config(method, "cpu").threshold == 0.7

@@ -88,3 +88,37 @@ def test_cv_says_when_folds_become_leave_one_out_without_validation() -> None:
     assert any("leave-one-subject-out (2 folds)" in n for n in notes)
     assert sum("no validation subject" in n for n in notes) == 2
     assert split_notes(make_splits(["a", "b", "c", "d"], 4, seed=0), 4, 4) == []
+
+
+def test_ensemble_threshold_is_calibrated_on_the_validation_subject_from_averaged_probabilities(
+    phantom_dir: Path, cache_dir: Path, tmp_path: Path
+) -> None:
+    """WMH thesis section 2.4: the ensemble's threshold is chosen on validation from the averaged members,
+    not taken from one member's own calibration."""
+    from lesionseg.data.cache import PreprocessCache
+    from lesionseg.data.manifest import load_manifest
+    from lesionseg.infer.predictor import Predictor, load_members
+    from lesionseg.infer.slicewise import foreground_probability
+    from lesionseg.train.calibrate import calibrate
+
+    out = tmp_path / "cv"
+    sets = [a for s in [*TINY, "calibrate=true"] for a in ("--set", s)]
+    args = ["cv", "--manifest", str(phantom_dir / "manifest.json"), "--root", str(phantom_dir)]
+    args += ["--method", "wmh-ensemble", "--folds", "3", "--out", str(out), "--cache", str(cache_dir)]
+    assert main([*args, "--quiet", "--only-fold", "0", *sets]) == 0
+    saved = json.loads((out / "fold_0" / "ensemble_calibration.json").read_text())
+    fold = json.loads((out / "splits.json").read_text())["folds"][0]
+    manifest = load_manifest(phantom_dir / "manifest.json")
+    members = sorted((out / "fold_0").glob("wmh-*/best.pt"))
+    assert len(members) == 3
+    predictor = Predictor(load_members(members))
+    cache = PreprocessCache(cache_dir)
+    probs, refs, voxels = [], [], []
+    for case in (c for c in manifest.cases if c.subject in fold["val"]):
+        pre = cache.get(manifest, case, phantom_dir, predictor.preprocess_config)
+        probs.append(foreground_probability(predictor.predict_preprocessed(pre)[1]))
+        refs.append(np.asarray(pre.label) > 0)
+        voxels.append(float(np.prod(pre.spacing)))
+    expected = calibrate(probs, refs, voxels)
+    assert saved["cases"] == len(fold["val"]) == 1
+    assert (saved["threshold"], saved["min_lesion_mm3"]) == (expected.threshold, expected.min_lesion_mm3)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -75,3 +77,23 @@ def test_bad_input(a: list[float], b: list[float], match: str) -> None:
 def test_verdict_rejects_reversed_interval() -> None:
     with pytest.raises(ValueError, match="out of order"):
         verdict(0.2, 0.1)
+
+
+def test_precision_plan_splits_case_and_seed_variance() -> None:
+    from lesionseg.metrics.paired import precision_plan
+
+    # seed noise only (every pair's seed mean is 0): more seeds reach +-0.05; the pairs already do
+    plan = precision_plan(np.array([[0.1, -0.1]] * 4), target=0.05)
+    assert plan.case_variance == 0.0 and plan.seed_variance == pytest.approx(0.02)
+    wanted = (0.05 / 1.96) ** 2
+    assert plan.seeds_needed == math.ceil(0.02 / (4 * wanted)) == 8
+    assert plan.half_width == 0.0 and plan.pairs_needed == 2
+    # case-to-case differences only: no seed count helps, the pairs needed follow var(D) / wanted
+    plan = precision_plan(np.array([[0.0, 0.0], [1.0, 1.0], [0.0, 0.0], [1.0, 1.0]]), target=0.05)
+    assert plan.seed_variance == 0.0 and plan.case_variance == pytest.approx(1 / 3)
+    assert plan.seeds_needed is None and plan.pairs_needed == math.ceil((1 / 3) / wanted)
+    assert plan.half_width == pytest.approx(1.96 * math.sqrt(1 / 12))
+    # one seed: the seed part cannot be told apart, so no seed count is promised
+    assert precision_plan(np.array([[0.0], [0.2], [0.1]]), target=0.05).seeds_needed is None
+    with pytest.raises(ValueError):
+        precision_plan(np.array([[0.1, 0.2]]), target=0.05)

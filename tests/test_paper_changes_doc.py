@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lesionseg.config.train import CPU_LR, CPU_PROFILE, CPU_WIDTH, METHOD_PRESETS, resolve_train_config
+from lesionseg.config.train import (
+    CPU_LR,
+    CPU_NETWORK_OPTIONS,
+    CPU_PROFILE,
+    CPU_WIDTH,
+    METHOD_PRESETS,
+    resolve_train_config,
+)
 
 DOC = Path(__file__).resolve().parents[1] / "benchmarks" / "prose" / "paper_changes.md"
 
@@ -34,3 +41,8 @@ def test_paper_changes_match_the_cpu_profile() -> None:
     assert all(resolve_train_config(m, "cpu").lesion_patch_probability == 1.0 for m in tscnn)
     assert "`lesion_patch_probability` 1.0" in row["patch placement"]
     assert "cannot be fetched" in row["PixelNet initialisation"]
+    fc, fc_row = CPU_NETWORK_OPTIONS["pixelnet"], row["PixelNet fc6 / fc7 / MLP"]
+    assert f"fc6 {fc['fc6_kernel']} x {fc['fc6_kernel']}, fc6 and fc7 {fc['fc_width']}" in fc_row
+    assert f"MLP {fc['mlp_width']}-{fc['mlp_width']}-K" in fc_row
+    assert all(resolve_train_config(m, "cpu").threshold == 0.7 for m in tscnn)
+    assert "(`threshold` 0.7)" in row["TS-CNN threshold"]

@@ -129,6 +129,7 @@ TSCNN_BASE = dict(
     patch_size=(128, 128),
     lesion_patch_probability=1.0,  # the authors' code centres every training patch on a lesion
     slice_filter="lesion",
+    threshold=0.7,  # the authors' code binarises the lesion probability at 0.7
 )  # TS-CNN section 2.3, gamma 1 as in the authors' public code; alpha 0.9 from section 3.2 (Fig. 2)
 WMH_BASE = dict(
     network="unet",
@@ -157,6 +158,7 @@ PIXELNET_BASE = dict(
     steps_per_epoch=50,
     pixels_per_image=2000,
     slice_filter="brain",
+    network_options={"fc_width": 4096, "fc6_kernel": 7, "mlp_width": 4096},  # VGG-16 fc6/fc7, MLP 3 x 4096
 )  # Class-balanced PixelNet section 3.3 (N = 2000); optimiser and lr not stated (Caffe): Adam 1e-4 chosen
 
 # The default recipe for lesion segmentation (issue "Models worth shipping"), after nnU-Net v2's 2D choices:
@@ -242,6 +244,9 @@ CPU_PROFILE: dict[str, object] = {
 }
 CPU_WIDTH = {"tscnn": 16, "resunet": 16, "unet": 16, "pixelnet": 16}
 CPU_LR = {"wmh-dice": 1e-3, "wmh-focal-tversky": 1e-3, "wmh-binary-focal": 1e-3}
+# PixelNet's fully connected layers shrunk for the CPU: fc6 3 x 3 and 1024 wide, MLP 512 (paper: 7 x 7,
+# 4096, 4096); most of its cost per pixel is there.
+CPU_NETWORK_OPTIONS = {"pixelnet": {"fc_width": 1024, "fc6_kernel": 3, "mlp_width": 512}}
 # Methods whose schedule is planned from the budget: the same settings on every profile.
 BUDGET_PLANNED = {"lesion-unet"}
 
@@ -277,6 +282,8 @@ def resolve_train_config(
             2 if values.get("width", 32) >= 64 and values["network"] == "tscnn" else 1
         )
         values["lr"] = CPU_LR.get(method, values.get("lr", 2e-4))
+        options = CPU_NETWORK_OPTIONS.get(values["network"], {})
+        values["network_options"] = {**values.get("network_options", {}), **options}
         if values["network"] == "unet":  # from scratch in a few hundred steps: BatchNorm (see UNetConfig)
             values["network_options"] = {**values.get("network_options", {}), "batch_norm": True}
     cfg = from_dict(TrainConfig, to_dict(TrainConfig()) | to_dict(values))

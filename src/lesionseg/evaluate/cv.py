@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +22,11 @@ from lesionseg.data.manifest import Case, Manifest, load_case
 from lesionseg.data.splits import Splits, load_splits, make_splits
 from lesionseg.evaluate.labelled_slices import only_labelled_slices, score_labelled_slices
 from lesionseg.infer.predictor import Predictor, load_members
+from lesionseg.infer.slicewise import foreground_probability
 from lesionseg.io import atomic_output, write_volume
 from lesionseg.metrics import label_map_metrics, summarize
 from lesionseg.metrics.pooled import pooled_metrics
+from lesionseg.train.calibrate import calibrate
 from lesionseg.train.run import train_model
 
 
@@ -101,6 +103,8 @@ def run_cross_validation(
             )
             checkpoints.append(result.best)
         predictor = Predictor(load_members(checkpoints), bf16=cfg0.bf16)
+        if len(member_configs) > 1 and cfg0.calibrate and fold.val:
+            calibrate_ensemble(predictor, manifest, root, cache, fold.val, out / f"fold_{fold.fold}")
         for case in (c for c in manifest.cases if c.subject in fold.test):
             prediction = out / f"fold_{fold.fold}" / "predictions" / f"{case.id}.nii.gz"
             extra = {"fold": fold.fold, "subject": case.subject}
@@ -117,6 +121,40 @@ def run_cross_validation(
         summary["subjects"] = summarize(subject_rows)
     write_cv_outputs(out, rows, summary, manifest, subject_rows)
     return CVResult(rows, summary, splits, cpu_minutes, out)
+
+
+def calibrate_ensemble(
+    predictor: Predictor,
+    manifest: Manifest,
+    root: str | Path,
+    cache: PreprocessCache,
+    val_subjects: list[str],
+    fold_dir: Path,
+) -> None:
+    """The ensemble's "empirical threshold" (WMH thesis section 2.4), with the minimum lesion size, chosen
+    on the fold's validation subjects from the members' averaged probabilities (train/calibrate.py's
+    rule, never the test fold); set on ``predictor`` and written to ``fold_dir/ensemble_calibration.json``.
+    Each member's own saved threshold was chosen for that member alone, so it is not the ensemble's."""
+    if len(predictor.members[0].label_values) > 2:
+        return
+    probs, refs, voxels = [], [], []
+    for case in (c for c in manifest.cases if c.subject in val_subjects):
+        pre = cache.get(manifest, case, root, predictor.preprocess_config)
+        if pre.label is None:
+            continue
+        if case.label_slices is not None:
+            pre = only_labelled_slices(pre, labelled_slices(case, pre.record))
+        _, mean, _ = predictor.predict_preprocessed(pre)
+        probs.append(foreground_probability(mean))
+        refs.append(np.asarray(pre.label) > 0)
+        voxels.append(float(np.prod(pre.spacing)))
+    if not probs:
+        return
+    result = calibrate(probs, refs, voxels)
+    predictor.threshold, predictor.min_lesion_mm3 = result.threshold, result.min_lesion_mm3
+    fold_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_output(fold_dir / "ensemble_calibration.json") as tmp:
+        tmp.write_text(json.dumps(asdict(result), indent=2) + "\n")
 
 
 def split_notes(splits: Splits, folds_asked: int, n_subjects: int) -> list[str]:

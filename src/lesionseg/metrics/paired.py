@@ -9,7 +9,9 @@ of the pairs with replacement, the mean difference of each, the 2.5th and 97.5th
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -59,3 +61,41 @@ def verdict(lo: float, hi: float) -> Verdict:
     if hi < 0.0:
         return "contradicted"
     return "inconclusive"
+
+
+@dataclass(frozen=True)
+class PrecisionPlan:
+    """How far an interval is from a target half-width, and what would reach it (normal approximation).
+
+    The variance of a pair's seed-mean difference splits into a part that differs between pairs (cases)
+    and a part from the seeds, which shrinks as seeds are added: var(D) = case_variance + seed_variance / S.
+    """
+
+    half_width: float  # z * sd(D) / sqrt(P), the normal-theory half-width of the mean difference
+    case_variance: float
+    seed_variance: float  # mean over pairs of the variance of the per-seed differences (NaN with 1 seed)
+    seeds_needed: int | None  # with these pairs; None when no seed count reaches the target (or unknown)
+    pairs_needed: int  # with these seeds
+
+
+def precision_plan(per_seed_differences: np.ndarray, target: float, z: float = 1.96) -> PrecisionPlan:
+    """``per_seed_differences``: (pairs, seeds), a - b per pair and seed (seed i of both rows paired);
+    ``target``: the half-width wanted (e.g. 0.05 Dice)."""
+    d = np.asarray(per_seed_differences, dtype=np.float64)
+    if d.ndim != 2 or d.shape[0] < 2 or not np.all(np.isfinite(d)) or not target > 0:
+        raise ValueError(f"need finite (pairs >= 2, seeds) differences and target > 0, got {d.shape}")
+    pairs, seeds = d.shape
+    total = float(np.var(d.mean(axis=1), ddof=1))
+    seed_variance = float(np.mean(np.var(d, axis=1, ddof=1))) if seeds > 1 else math.nan
+    case_variance = max(total - seed_variance / seeds, 0.0) if seeds > 1 else total
+    wanted = (target / z) ** 2  # the variance of the mean difference that gives the target half-width
+    seeds_needed = None
+    if seeds > 1 and pairs * wanted > case_variance:
+        seeds_needed = max(1, math.ceil(seed_variance / (pairs * wanted - case_variance)))
+    return PrecisionPlan(
+        half_width=z * math.sqrt(total / pairs),
+        case_variance=case_variance,
+        seed_variance=seed_variance,
+        seeds_needed=seeds_needed,
+        pairs_needed=max(2, math.ceil(total / wanted)),
+    )
