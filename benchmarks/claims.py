@@ -201,8 +201,9 @@ def main(argv: list[str] | None = None) -> int:
             "for distances (hd, hd95, assd, avd) b minus a, so > 0 always favours row a",
             "- verdict: supported (interval above 0), contradicted (below 0), inconclusive (contains 0)",
             "- validation Dice at the end: the trend of each row's mean validation curve (claims_runs.py: "
-            "the last evaluation against the one two thirds in; flat within 0.02); 'rising' means the budget "
-            "stopped that row before it converged, so its verdict is about the budget, not the method",
+            "the last evaluation against the one two thirds in; flat within the larger of 0.005 and 5 % of "
+            "the last); 'rising' means the budget stopped that row before it converged, so its verdict is "
+            "about the budget as much as the method",
             f"- half-width column: the interval's half-width; where wider than {TARGET_HALF_WIDTH} Dice, "
             "the seeds (with these cases) or, when no seed count would do, the pairs (with these seeds) that "
             "would narrow it to that, from the split of the paired differences' variance into a part "

@@ -216,17 +216,20 @@ def run_jobs(
                 print(f"{state} {run_dir(runs, *job).relative_to(runs)}", flush=True)
 
 
-CURVE_TOLERANCE = 0.02  # validation Dice
+CURVE_TOLERANCE = (0.005, 0.05)  # validation Dice: absolute floor, share of the last value
 
 
 def curve_trend(values: np.ndarray) -> str:
-    """'rising', 'falling' or 'flat': the mean validation Dice of the last evaluation against the one two
-    thirds of the way in (``values``: runs x evaluations), within ``CURVE_TOLERANCE``."""
+    """'rising', 'falling' or 'flat', and from what to what: the mean validation Dice of the last
+    evaluation against the one two thirds of the way in (``values``: runs x evaluations); flat when they
+    differ by less than the larger of 0.005 and 5 % of the last."""
     if values.shape[1] < 3:
         return "too short"
-    change = float(np.nanmean(values[:, -1]) - np.nanmean(values[:, (2 * (values.shape[1] - 1)) // 3]))
-    word = "rising" if change > CURVE_TOLERANCE else "falling" if change < -CURVE_TOLERANCE else "flat"
-    return f"{word} ({change:+.2f})"
+    mid = float(np.nanmean(values[:, (2 * (values.shape[1] - 1)) // 3]))
+    last = float(np.nanmean(values[:, -1]))
+    tolerance = max(CURVE_TOLERANCE[0], CURVE_TOLERANCE[1] * abs(last))
+    word = "rising" if last - mid > tolerance else "falling" if mid - last > tolerance else "flat"
+    return f"{word}: {mid:.3f} -> {last:.3f}"
 
 
 def validation_curves(claim: Claim, seeds: list[int], runs: Path, path: Path) -> dict[str, str]:

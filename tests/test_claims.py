@@ -116,7 +116,9 @@ def test_curve_trend_says_whether_a_row_stopped_rising() -> None:
     finally:
         sys.path.remove(str(REPO / "benchmarks"))
     rising = np.array([[0.1, 0.2, 0.3, 0.4], [0.0, 0.2, 0.2, 0.4]])
-    assert runs.curve_trend(rising) == "rising (+0.15)"  # last (0.4) against the third of 4 (0.25)
-    assert runs.curve_trend(np.array([[0.1, 0.5, 0.51, 0.5]])) == "flat (-0.01)"
-    assert runs.curve_trend(np.array([[0.5, 0.5, 0.4, 0.3]])) == "falling (-0.10)"
+    assert runs.curve_trend(rising) == "rising: 0.250 -> 0.400"  # the last against the third of 4
+    assert runs.curve_trend(np.array([[0.1, 0.5, 0.51, 0.5]])) == "flat: 0.510 -> 0.500"  # within 5 %
+    assert runs.curve_trend(np.array([[0.0, 0.007, 0.025, 0.044]])) == "rising: 0.025 -> 0.044"  # low, rising
+    assert runs.curve_trend(np.array([[0.0, 0.0, 0.0, 0.0]])) == "flat: 0.000 -> 0.000"
+    assert runs.curve_trend(np.array([[0.5, 0.5, 0.4, 0.3]])) == "falling: 0.400 -> 0.300"
     assert runs.curve_trend(np.array([[0.5, 0.6]])) == "too short"
