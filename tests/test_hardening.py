@@ -367,12 +367,17 @@ def test_interrupted_write_leaves_no_temporary_file(
 
     monkeypatch.setattr("lesionseg.cli.segment.run", run)
     before = signal.getsignal(signal.SIGTERM)
-    if signum == signal.SIGTERM:
-        with pytest.raises(SystemExit) as info:
-            main(["segment", "f.nii.gz", "t.nii.gz", "-o", str(target)])
-        assert info.value.code == 143
-    else:
-        assert main(["segment", "f.nii.gz", "t.nii.gz", "-o", str(target)]) == 130
+    # Ctrl-C as in a terminal: a shell's background job (`cmd &`) starts with SIGINT ignored
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        if signum == signal.SIGTERM:
+            with pytest.raises(SystemExit) as info:
+                main(["segment", "f.nii.gz", "t.nii.gz", "-o", str(target)])
+            assert info.value.code == 143
+        else:
+            assert main(["segment", "f.nii.gz", "t.nii.gz", "-o", str(target)]) == 130
+    finally:
+        signal.signal(signal.SIGINT, previous_int)
     assert list(target.parent.iterdir()) == []
     assert signal.getsignal(signal.SIGTERM) == before  # the previous handler is back
 
