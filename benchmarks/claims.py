@@ -118,6 +118,8 @@ def evaluate_claim(claim: dict, base: Path, resamples: int, seed: int) -> list[s
         ]
     mean, lo, hi = paired_bootstrap_ci(diffs_a, diffs_b, n=resamples, seed=seed)
     interval = f"{mean:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+    if not any(diffs_a) and not any(diffs_b):  # nothing to compare: neither row scored above 0 anywhere
+        interval = f"{interval}: both rows 0 on every pair"
     per_seed = None
     if len(runs_a) == len(runs_b):
         per_seed = np.array(
@@ -141,6 +143,8 @@ def precision_text(metric: str, half_width: float, per_seed: np.ndarray | None) 
     text = f"+-{half_width:.3f}"
     if metric in LOWER_IS_BETTER or metric in {"avd"}:
         return text
+    if per_seed is not None and not np.any(per_seed):
+        return f"{text} (no difference to measure)"
     if half_width <= TARGET_HALF_WIDTH:
         return f"{text} (met)"
     if per_seed is None or len(per_seed) < 2:

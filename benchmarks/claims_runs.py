@@ -225,7 +225,7 @@ def curve_trend(values: np.ndarray) -> str:
     evaluation against the one two thirds of the way in (``values``: runs x evaluations); flat when they
     differ by less than the larger of 0.005 and 5 % of the last."""
     if values.shape[1] < 3:
-        return "too short"
+        return "under 3 evaluations"
     mid = float(np.nanmean(values[:, (2 * (values.shape[1] - 1)) // 3]))
     last = float(np.nanmean(values[:, -1]))
     tolerance = max(CURVE_TOLERANCE[0], CURVE_TOLERANCE[1] * abs(last))
@@ -273,13 +273,20 @@ def validation_curves(claim: Claim, seeds: list[int], runs: Path, path: Path) ->
 
 
 def report(claims: list[Claim], seeds: list[int], runs: Path, suffix: str = "") -> None:
+    """claims.json and the table from the seeds (of ``seeds``) whose runs of both rows finished, per claim:
+    a claim run with fewer seeds says so in its "seeds x folds" column."""
     entries = []
     for claim in claims:
-        a = [run_dir(runs, claim, claim.a, s) for s in seeds]
-        b = [run_dir(runs, claim, claim.b, s) for s in seeds]
-        if not all((p / "metrics.csv").exists() for p in a + b):
+        done = [
+            s
+            for s in seeds
+            if all((run_dir(runs, claim, row, s) / "metrics.csv").exists() for row in (claim.a, claim.b))
+        ]
+        if not done:
             print(f"not finished: {claim.key}")
             continue
+        a = [run_dir(runs, claim, claim.a, s) for s in done]
+        b = [run_dir(runs, claim, claim.b, s) for s in done]
         entries.append(
             {
                 "claim": claim.claim,
@@ -291,7 +298,7 @@ def report(claims: list[Claim], seeds: list[int], runs: Path, suffix: str = "") 
             }
         )
         png = RESULTS / f"claims_curves_{claim.key}{suffix}.png"
-        trends = validation_curves(claim, seeds, runs, png)
+        trends = validation_curves(claim, done, runs, png)
         if trends:
             print(f"wrote {png}")
             entries[-1]["curves"] = " / ".join(trends.get(r.name, "-") for r in (claim.a, claim.b))

@@ -76,6 +76,25 @@ def test_claims_table_from_synthetic_runs(tmp_path: Path) -> None:
     assert third[10].endswith("no seed count; about 21 pairs (this set: 4)")
 
 
+def test_claims_say_when_neither_row_scores(tmp_path: Path) -> None:
+    claims = load_claims()
+    z = [write_run(tmp_path / f"z{s}", [0.0] * 4, [1.0] * 4) for s in (0, 1)]
+    y = [write_run(tmp_path / f"y{s}", [0.0] * 4, [1.0] * 4) for s in (0, 1)]
+    spec = [
+        {
+            "claim": "Z beats Y",
+            "a": {"name": "Z", "runs": z},
+            "b": {"name": "Y", "runs": y},
+            "label": "lesion",
+        }
+    ]
+    (tmp_path / "claims.json").write_text(json.dumps(spec))
+    out = tmp_path / "claims.md"
+    assert claims.main([str(tmp_path / "claims.json"), "--out", str(out), "--resamples", "200"]) == 0
+    row = [line for line in out.read_text().splitlines() if line.startswith("| Z beats Y")][0]
+    assert "both rows 0 on every pair | inconclusive | +-0.000 (no difference to measure)" in row
+
+
 def test_claims_undefined_pairs_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     claims = load_claims()
     a = [write_run(tmp_path / "a", [0.9, 0.8, 0.7, 0.6], [1.0, float("nan"), 1.0, 1.0])]
@@ -121,4 +140,4 @@ def test_curve_trend_says_whether_a_row_stopped_rising() -> None:
     assert runs.curve_trend(np.array([[0.0, 0.007, 0.025, 0.044]])) == "rising: 0.025 -> 0.044"  # low, rising
     assert runs.curve_trend(np.array([[0.0, 0.0, 0.0, 0.0]])) == "flat: 0.000 -> 0.000"
     assert runs.curve_trend(np.array([[0.5, 0.5, 0.4, 0.3]])) == "falling: 0.400 -> 0.300"
-    assert runs.curve_trend(np.array([[0.5, 0.6]])) == "too short"
+    assert runs.curve_trend(np.array([[0.5, 0.6]])) == "under 3 evaluations"
