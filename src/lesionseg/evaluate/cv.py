@@ -26,7 +26,8 @@ from lesionseg.infer.slicewise import foreground_probability
 from lesionseg.io import atomic_output, write_volume
 from lesionseg.metrics import label_map_metrics, summarize
 from lesionseg.metrics.pooled import pooled_metrics
-from lesionseg.train.calibrate import calibrate
+from lesionseg.preprocess import PreprocessedCase
+from lesionseg.train.calibrate import calibrate_cases
 from lesionseg.train.run import train_model
 
 
@@ -137,20 +138,19 @@ def calibrate_ensemble(
     Each member's own saved threshold was chosen for that member alone, so it is not the ensemble's."""
     if len(predictor.members[0].label_values) > 2:
         return
-    probs, refs, voxels = [], [], []
-    for case in (c for c in manifest.cases if c.subject in val_subjects):
+
+    def labelled_only(case: Case) -> PreprocessedCase:
         pre = cache.get(manifest, case, root, predictor.preprocess_config)
-        if pre.label is None:
-            continue
         if case.label_slices is not None:
             pre = only_labelled_slices(pre, labelled_slices(case, pre.record))
-        _, mean, _ = predictor.predict_preprocessed(pre)
-        probs.append(foreground_probability(mean))
-        refs.append(np.asarray(pre.label) > 0)
-        voxels.append(float(np.prod(pre.spacing)))
-    if not probs:
+        return pre
+
+    result = calibrate_cases(
+        (labelled_only(c) for c in manifest.cases if c.subject in val_subjects),
+        lambda pre: foreground_probability(predictor.predict_preprocessed(pre)[1]),
+    )
+    if result is None:
         return
-    result = calibrate(probs, refs, voxels)
     predictor.threshold, predictor.min_lesion_mm3 = result.threshold, result.min_lesion_mm3
     fold_dir.mkdir(parents=True, exist_ok=True)
     with atomic_output(fold_dir / "ensemble_calibration.json") as tmp:

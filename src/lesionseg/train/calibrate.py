@@ -12,7 +12,9 @@ with fewer small false lesions.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -103,3 +105,16 @@ def calibrate(
         default_lesion_f1=default_f1,
         cases=len(probabilities),
     )
+
+
+def calibrate_cases(cases: Iterable[Any], probability: Callable[[Any], np.ndarray]) -> Calibration | None:
+    """:func:`calibrate` on the labelled ``cases`` (each with ``label``, ``spacing``): ``probability(case)``
+    gives its lesion probability on the case's grid. None when no case has a label."""
+    probs, refs, voxels = [], [], []
+    for case in cases:
+        if case.label is None:
+            continue
+        probs.append(probability(case))
+        refs.append(np.asarray(case.label) > 0)
+        voxels.append(float(np.prod(case.spacing)))
+    return calibrate(probs, refs, voxels) if probs else None

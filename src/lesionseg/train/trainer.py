@@ -35,7 +35,7 @@ from lesionseg.train.budget import (
     plans_from_budget,
     step_learning_rate,
 )
-from lesionseg.train.calibrate import calibrate
+from lesionseg.train.calibrate import calibrate_cases
 from lesionseg.train.samples import SliceBatcher, class_lookup, steps_per_epoch_for
 
 HISTORY_FIELDS = ["epoch", "steps", "train_loss", "val_loss", "val_dice", "lr", "seconds"]
@@ -319,24 +319,21 @@ class Trainer:
         net = self.model.module if hasattr(self.model, "module") else self.model
         net.load_state_dict(state["model"])
         net.eval()
-        probs, refs, voxels = [], [], []
-        for case in self.val_cases:
-            if case.label is None:
-                continue
-            prob = predict_volume(
-                net,
-                np.asarray(case.image),
-                np.asarray(case.mask),
-                self.cfg.context_slices,
-                bf16=self.cfg.bf16,
-                device=self.device,
-            )
-            probs.append(foreground_probability(prob))
-            refs.append(np.asarray(case.label) > 0)
-            voxels.append(float(np.prod(case.spacing)))
-        if not probs:
+        result = calibrate_cases(
+            self.val_cases,
+            lambda case: foreground_probability(
+                predict_volume(
+                    net,
+                    np.asarray(case.image),
+                    np.asarray(case.mask),
+                    self.cfg.context_slices,
+                    bf16=self.cfg.bf16,
+                    device=self.device,
+                )
+            ),
+        )
+        if result is None:
             return
-        result = calibrate(probs, refs, voxels)
         state.update(
             threshold=result.threshold, min_lesion_mm3=result.min_lesion_mm3, calibration=asdict(result)
         )
