@@ -13,6 +13,7 @@ import pytest
 
 from lesionseg.cli.main import main
 from lesionseg.config.train import method_names
+from lesionseg.errors import LesionsegError
 
 TINY = [
     "epochs=1",
@@ -122,3 +123,30 @@ def test_ensemble_threshold_is_calibrated_on_the_validation_subject_from_average
     expected = calibrate(probs, refs, voxels)
     assert saved["cases"] == len(fold["val"]) == 1
     assert (saved["threshold"], saved["min_lesion_mm3"]) == (expected.threshold, expected.min_lesion_mm3)
+
+
+def test_a_trained_ensemble_saves_its_own_calibration_and_predict_uses_it(
+    phantom_dir: Path, cache_dir: Path, tmp_path: Path
+) -> None:
+    """`lesionseg train --method wmh-ensemble` then `predict` with its members (or its folder): the
+    threshold is the ensemble's, chosen on validation, not the first member's."""
+    from lesionseg.infer.ensemble_file import ENSEMBLE_FILE
+    from lesionseg.infer.files import load_predictor
+
+    out = tmp_path / "ens"
+    sets = [a for s in [*TINY, "calibrate=true"] for a in ("--set", s)]
+    args = ["train", "--manifest", str(phantom_dir / "manifest.json"), "--root", str(phantom_dir)]
+    args += ["--method", "wmh-ensemble", "--out", str(out), "--cache", str(cache_dir), "--quiet", *sets]
+    assert main(args) == 0
+    saved = json.loads((out / ENSEMBLE_FILE).read_text())
+    members = sorted(out.glob("wmh-*/best.pt"))
+    assert len(members) == 3 and sorted(saved["members"]) == [f"{m.parent.name}/best.pt" for m in members]
+    expected = (saved["threshold"], saved["min_lesion_mm3"])
+    for given in (members, [out]):
+        predictor = load_predictor(given)
+        assert len(predictor.members) == 3
+        assert (predictor.threshold, predictor.min_lesion_mm3) == expected
+    assert load_predictor(members[:2]).threshold == load_predictor(members[:1]).threshold  # not this set
+    (out / ENSEMBLE_FILE).write_text("{not json")
+    with pytest.raises(LesionsegError, match=ENSEMBLE_FILE):
+        load_predictor([out])

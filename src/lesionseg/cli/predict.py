@@ -84,7 +84,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="append",
         type=Path,
         required=True,
-        help="checkpoint (repeat for an ensemble: probabilities are averaged)",
+        help="checkpoint (repeat for an ensemble: probabilities are averaged), or the folder that "
+        "`lesionseg train` wrote (an ensemble's folder: its members with their own calibration)",
     )
     parser.add_argument("--flair", type=Path, help="FLAIR image of one case")
     parser.add_argument("--t1", type=Path, help="T1 image of one case")

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lesionseg.cli.options import add_training_options, member_configs
+
+if TYPE_CHECKING:
+    from lesionseg.data.cache import PreprocessCache
+    from lesionseg.data.manifest import Manifest
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -74,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         val_subjects = sorted(rng.permutation(subjects)[:n_val].tolist())
         train_subjects = [s for s in subjects if s not in val_subjects]
     rank, _ = distributed.rank_and_world()
+    checkpoints = []
     for cfg in configs:
         out = args.out / cfg.method if len(configs) > 1 else args.out
         result = train_model(
@@ -87,11 +94,36 @@ def run(args: argparse.Namespace) -> int:
             resume=args.resume,
             progress=not args.quiet,
         )
+        checkpoints.append(result.best)
         if rank == 0:
             best = max((h["val_dice"] for h in result.history), default=float("nan"))
             print(
                 f"{cfg.method}: {len(result.history)} epochs ({result.stopped_by}); best validation Dice "
                 f"{best:.4f}; the model to predict with ({cfg.checkpoint} checkpoint): {result.best}"
             )
+    if rank == 0 and len(configs) > 1 and cfg0.calibrate and val_subjects:
+        calibrate_trained_ensemble(checkpoints, manifest, args.root, cache, val_subjects, args.out, cfg0.bf16)
     distributed.shutdown()
     return 0
+
+
+def calibrate_trained_ensemble(  # noqa: PLR0913
+    checkpoints: list[Path],
+    manifest: Manifest,
+    root: Path,
+    cache: PreprocessCache,
+    val_subjects: list[str],
+    out: Path,
+    bf16: bool,
+) -> None:
+    """The ensemble's own threshold and minimum size, chosen on the validation subjects from the averaged
+    members and saved in OUT (``lesionseg predict --model OUT`` or the same members use them)."""
+    from lesionseg.evaluate.cv import calibrate_ensemble
+    from lesionseg.infer.predictor import Predictor, load_members
+
+    predictor = Predictor(load_members(checkpoints), bf16=bf16)
+    calibrate_ensemble(predictor, manifest, root, cache, list(val_subjects), out)
+    print(
+        f"ensemble: threshold {predictor.threshold:g}, minimum lesion {predictor.min_lesion_mm3:g} mm3 "
+        f"(chosen on the validation subjects; saved in {out})"
+    )

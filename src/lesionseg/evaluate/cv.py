@@ -21,6 +21,7 @@ from lesionseg.data.label_slices import labelled_slices
 from lesionseg.data.manifest import Case, Manifest, load_case
 from lesionseg.data.splits import Splits, load_splits, make_splits
 from lesionseg.evaluate.labelled_slices import only_labelled_slices, score_labelled_slices
+from lesionseg.infer.ensemble_file import write_ensemble_calibration
 from lesionseg.infer.predictor import Predictor, load_members
 from lesionseg.infer.slicewise import foreground_probability
 from lesionseg.io import atomic_output, write_volume
@@ -134,7 +135,8 @@ def calibrate_ensemble(
 ) -> None:
     """The ensemble's "empirical threshold" (WMH thesis section 2.4), with the minimum lesion size, chosen
     on the fold's validation subjects from the members' averaged probabilities (train/calibrate.py's
-    rule, never the test fold); set on ``predictor`` and written to ``fold_dir/ensemble_calibration.json``.
+    rule, never the test fold); set on ``predictor`` and written to ``fold_dir/ensemble_calibration.json``
+    (with the members, so that ``lesionseg predict`` uses it for them: ``infer/ensemble_file.py``).
     Each member's own saved threshold was chosen for that member alone, so it is not the ensemble's."""
     if len(predictor.members[0].label_values) > 2:
         return
@@ -152,9 +154,7 @@ def calibrate_ensemble(
     if result is None:
         return
     predictor.threshold, predictor.min_lesion_mm3 = result.threshold, result.min_lesion_mm3
-    fold_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_output(fold_dir / "ensemble_calibration.json") as tmp:
-        tmp.write_text(json.dumps(asdict(result), indent=2) + "\n")
+    write_ensemble_calibration(fold_dir, [m.source for m in predictor.members], asdict(result))
 
 
 def split_notes(splits: Splits, folds_asked: int, n_subjects: int) -> list[str]:

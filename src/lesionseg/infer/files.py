@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lesionseg.errors import LesionsegError
+from lesionseg.infer.ensemble_file import expand_model_folders, saved_ensemble_calibration
 from lesionseg.infer.predictor import Prediction, Predictor, load_members
 from lesionseg.io import Volume, read_volume, write_volume
 
@@ -87,17 +88,25 @@ def bf16_supported() -> bool:
 def load_predictor(
     models: Sequence[str | Path] | None = None, options: InferenceOptions | None = None
 ) -> Predictor:
-    """A Predictor over checkpoint files (several: an ensemble); None = the bundled model."""
+    """A Predictor over checkpoint files (several: an ensemble; a folder: what was trained into it, see
+    ``ensemble_file.py``); None = the bundled model. An ensemble trained with its own calibration uses its
+    saved threshold and minimum lesion size unless ``options`` set them."""
     options = options or InferenceOptions()
     if models is None:
         from lesionseg.models import bundled_model_path
 
         models = [bundled_model_path()]
+    paths = expand_model_folders(models)
+    threshold, min_lesion_mm3 = options.threshold, options.min_lesion_mm3
+    saved = saved_ensemble_calibration(paths)
+    if saved is not None:
+        threshold = saved[0] if threshold is None else threshold
+        min_lesion_mm3 = saved[1] if min_lesion_mm3 is None else min_lesion_mm3
     return Predictor(
-        load_members(list(models)),
-        options.threshold,
+        load_members(paths),
+        threshold,
         options.tta,
-        options.min_lesion_mm3,
+        min_lesion_mm3,
         bf16=options.bf16 and bf16_supported(),
         device=options.device,
         progress=options.progress,
