@@ -22,6 +22,17 @@ Rows:
   above, with the best-validation checkpoint) on the wider-augmentation variant at 5 CPU minutes: whole
   slices with a forced lesion third against the earlier bundled model's sampling (lesion slices plus as
   many other brain slices, 128 x 128 patches, 70 % of them centred on lesion).
+- ``lesion-two-thirds-5m``, ``patches-5m`` and ``subject-balance-5m``: ``recipe-5m`` with one sampling change
+  each, tried against patient19's miss (its large, moderately bright lesions; the other open_ms_data
+  patients' lesions are small, P14's are brighter): 5 of every 8 slices drawn from lesion slices; the
+  earlier bundled model's patch sampling (as above); each subject equally likely (``sample_balance``),
+  so that P14's three scans do not supply most lesion samples. None was adopted: each one's mean
+  calibrated validation Dice over the folds was below ``recipe-5m``'s (calibration table).
+- ``refit-5m+5m``: calibrate, then refit. ``recipe-5m`` (trained on the training subjects) gives the
+  threshold and minimum lesion size on the validation subject; the same config then trains 5 more CPU
+  minutes on the training and validation subjects together (one more subject, which the held-out test
+  subject never is), and that model predicts the test scans: 10 CPU minutes per fold in all. Validation
+  cannot judge it (its validation subject is in its training set).
 
 Every fold of every row is one job that writes ``runs/ms_recipe/<row>/fold_<k>.json`` when it finishes, so
 an interrupted run resumes where it stopped (a half-trained fold resumes from its last.pt). Run the jobs in
@@ -63,6 +74,7 @@ OLD_SAMPLING = [  # the earlier bundled model's sampling: lesion slices + as man
     "patch_size=[128,128]",
     "lesion_patch_probability=0.7",
 ]
+LESION_TWO_THIRDS = "lesion_sample_fraction=0.67"  # 5 of every 8 slices drawn from lesion slices
 BEST = "checkpoint=best"  # the checkpoint of the highest validation Dice instead of the final one
 ROWS: dict[str, list[str]] = {
     "recipe-10m": ["budget_s=600"],
@@ -74,7 +86,15 @@ ROWS: dict[str, list[str]] = {
     "recipe-20m": ["budget_s=1200"],
     "no-intensity-aug-10m": ["budget_s=600", "intensity_augmentation=false"],
     "context-2.5d-10m": ["budget_s=600", "context_slices=3"],
+    "lesion-two-thirds-5m": ["budget_s=300", LESION_TWO_THIRDS],
+    "patches-5m": ["budget_s=300", *OLD_SAMPLING],
+    "subject-balance-5m": ["budget_s=300", "sample_balance=subject"],
 }
+# Calibrate, then refit: the phase-1 row (trained on the training subjects, calibrated on the validation
+# subject) gives the threshold and minimum lesion size; the same config then trains again on the training
+# and the validation subjects together, and that model predicts the test scans. CPU minutes: both phases.
+REFIT: dict[str, str] = {"refit-5m+5m": "recipe-5m"}
+ROWS.update({row: [*ROWS[phase1], "calibrate=false"] for row, phase1 in REFIT.items()})
 # also scored at threshold 0.5 without the size filter
 UNCALIBRATED = (
     "recipe-10m",
@@ -113,11 +133,23 @@ def run_model_fold(row: str, k: int, manifest: Manifest, data: Path, runs: Path,
     fold = fixed_splits(manifest, runs).folds[k]
     cache = PreprocessCache(runs / "cache")
     cpu0 = time.process_time()
-    result = train_model(
-        cfg, manifest, data, fold.train, fold.val, runs / row / f"fold_{k}", cache, True, False
-    )
+    calibration_file = runs / row / f"fold_{k}" / "calibration.json"
+    if row in REFIT:
+        phase1 = json.loads((runs / REFIT[row] / f"fold_{k}.json").read_text())  # run that row first
+        calibration_file = runs / REFIT[row] / f"fold_{k}" / "calibration.json"
+        subjects, val = sorted([*fold.train, *fold.val]), []
+    else:
+        subjects, val = fold.train, fold.val
+    result = train_model(cfg, manifest, data, subjects, val, runs / row / f"fold_{k}", cache, True, False)
     train_cpu = time.process_time() - cpu0
-    variants = {row: Predictor(load_members([result.best]), bf16=True)}
+    calibration = json.loads(calibration_file.read_text()) if calibration_file.exists() else None
+    if row in REFIT:
+        train_cpu += 60 * phase1["train_cpu_minutes"]
+        chosen = {"threshold": calibration["threshold"], "min_lesion_mm3": calibration["min_lesion_mm3"]}
+        predictor = Predictor(load_members([result.best]), **chosen, bf16=True)
+    else:
+        predictor = Predictor(load_members([result.best]), bf16=True)
+    variants = {row: predictor}
     if row in UNCALIBRATED:
         variants[f"{row}-uncalibrated"] = Predictor(
             load_members([result.best]), threshold=0.5, min_lesion_mm3=0.0, bf16=True
@@ -129,8 +161,6 @@ def run_model_fold(row: str, k: int, manifest: Manifest, data: Path, runs: Path,
             extra = {"row": name, "fold": k}
             rows += predict_and_score(predictor, manifest, case, data, cache, path, path.parent, extra)
     plan = json.loads((runs / row / f"fold_{k}" / "plan.json").read_text())
-    calibration_file = runs / row / f"fold_{k}" / "calibration.json"
-    calibration = json.loads(calibration_file.read_text()) if calibration_file.exists() else None
     return {
         "rows": rows,
         "train_cpu_minutes": round(train_cpu / 60, 2),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 from _timing import write_result
-from ms_recipe import METRICS, ROWS, UNCALIBRATED
+from ms_recipe import METRICS, REFIT, ROWS, UNCALIBRATED
 
 from lesionseg.nets.checkpoint import load_checkpoint
 
@@ -27,13 +27,17 @@ LABELS = {
 
 def load_row(runs: Path, row: str) -> list[dict]:
     """The finished folds of ``row``; model rows get ``train_cpu_minutes`` from the budget clock saved in
-    their last checkpoint (the CPU time the trainer spent, whatever process finished the fold)."""
+    their last checkpoint (the CPU time the trainer spent, whatever process finished the fold); a refit
+    row adds its phase-1 row's."""
     folds = []
     for path in sorted((runs / row).glob("fold_*.json")):
         fold = json.loads(path.read_text())
-        last = path.with_suffix("") / "last.pt"
-        if last.exists():
-            fold["train_cpu_minutes"] = float(load_checkpoint(last)["spent_s"]) / 60
+        runs_of_fold = [path.with_suffix("") / "last.pt"]
+        if row in REFIT:
+            runs_of_fold.append(runs / REFIT[row] / path.stem / "last.pt")
+        if all(last.exists() for last in runs_of_fold):
+            spent = sum(float(load_checkpoint(last)["spent_s"]) for last in runs_of_fold)
+            fold["train_cpu_minutes"] = spent / 60
         folds.append(fold)
     return folds
 
@@ -135,6 +139,10 @@ def write_report(runs: Path, results: Path, quick: bool) -> Path:
             "strong-aug-10m",
             "strong-aug-5m",
             "strong-aug-old-sampling-5m",
+            "lesion-two-thirds-5m",
+            "patches-5m",
+            "subject-balance-5m",
+            "refit-5m+5m",
         )
         if n in per_row
     ]
@@ -181,6 +189,19 @@ def write_report(runs: Path, results: Path, quick: bool) -> Path:
             "validation Dice (`val_score`): "
             + ", ".join(f"{row} {np.mean(v):.3f}" for row, v in scores.items())
             + "; the higher one is the recipe's default.",
+        ]
+    sampling = ("recipe-5m", "lesion-two-thirds-5m", "patches-5m", "subject-balance-5m")
+    scores = {
+        row: [f["calibration"]["val_score"] for f in fold_files[row] if f.get("calibration")]
+        for row in sampling
+    }
+    if all(len(v) == total for v in scores.values()):
+        lines += [
+            "",
+            "Choice of the sampling, on validation only: mean over the folds of the calibrated validation "
+            "Dice (`val_score`): "
+            + ", ".join(f"{row} {np.mean(v):.3f}" for row, v in scores.items())
+            + "; a change is adopted only if it beats recipe-5m.",
         ]
     name = "ms_recipe_quick.md" if quick else "ms_recipe.md"
     return write_result(results / name, "\n".join(lines) + "\n")

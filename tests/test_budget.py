@@ -139,6 +139,31 @@ def test_a_third_of_every_batch_is_forced_onto_lesion(phantom_dir: Path, tmp_pat
         assert all(t.any() for t in targets[:2])  # round(6 / 3) forced samples
 
 
+def test_subject_balance_gives_every_subject_the_same_share_of_draws(
+    phantom_dir: Path, tmp_path: Path
+) -> None:
+    manifest = load_manifest(phantom_dir / "manifest.json")
+    cache = PreprocessCache(tmp_path / "cache")
+    cases = [
+        replace(cache.get(manifest, c, phantom_dir, recipe().preprocess), subject=s)
+        for c, s in zip(manifest.cases[:3], ["a", "a", "b"], strict=True)  # subject a has two scans
+    ]
+    subject_of_case = np.array([0, 0, 1])
+    shares = {}
+    for balance in ("slice", "subject"):
+        batcher = SliceBatcher(cases, recipe(f"sample_balance={balance}"), [0, 1], 1)
+        rng = np.random.default_rng(0)
+        for name, pool in (("all", batcher.entries), ("lesion", batcher.lesion_entries)):
+            weights = batcher.weights if name == "all" else batcher.lesion_weights
+            picks = batcher.draw(len(pool), weights, rng, 20000)
+            index = pool if name == "lesion" else range(len(pool))
+            cases_drawn = np.array([batcher.entries[i].case for i in index])[picks]
+            shares[balance, name] = float(np.mean(subject_of_case[cases_drawn] == 1))
+    assert shares["subject", "all"] == pytest.approx(0.5, abs=0.02)
+    assert shares["subject", "lesion"] == pytest.approx(0.5, abs=0.02)
+    assert shares["slice", "all"] == pytest.approx(1 / 3, abs=0.05)  # b holds one of three similar scans
+
+
 def test_intensity_augmentation_is_replayable_and_identity_by_default() -> None:
     image = np.random.default_rng(1).normal(size=(2, 16, 16)).astype(np.float32)
     assert apply_intensity(image, IntensityParams()) is image

@@ -62,6 +62,9 @@ class TrainConfig:
     patch_size: tuple[int, int] | None = None
     lesion_patch_probability: float = 0.5
     lesion_sample_fraction: float | None = None  # share of samples forced onto lesion; rest: any brain slice
+    # "slice": every training slice equally likely; "subject": each subject equally likely, then its slices
+    # (a subject with 3 scans or a large lesion load no longer dominates the batches)
+    sample_balance: Literal["slice", "subject"] = "slice"
     augmentation: Literal["none", "tscnn", "wmh", "lesion"] = "none"
     intensity_augmentation: bool = False  # gamma, contrast, brightness, noise, blur (augment/intensity.py)
     intensity_strength: Literal["nnunet", "strong"] = "nnunet"  # strong: wider, drawn per input channel

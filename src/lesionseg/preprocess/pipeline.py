@@ -28,6 +28,8 @@ class PreprocessedCase:
     - ``labelled_slices``: the axial slices that carry a reference label (sorted int indices), or None when
       every slice does; set by training code from the manifest case's ``label_slices``
       (``lesionseg.data.label_slices.labelled_slices``), never stored in the cache.
+    - ``subject``: the manifest subject the case belongs to, or None; set by training code (subject-balanced
+      sampling), never stored in the cache.
     The arrays may be read-only memory maps when they come from the cache.
     """
 
@@ -36,6 +38,7 @@ class PreprocessedCase:
     mask: np.ndarray
     record: PreprocessRecord
     labelled_slices: np.ndarray | None = None
+    subject: str | None = None
 
     @property
     def affine(self) -> np.ndarray:

@@ -24,12 +24,12 @@ def preprocessed_cases(
     """Every case of ``subjects``, preprocessed with ``cfg.preprocess`` (from the cache when present).
 
     A case with ``label_slices`` carries its labelled preprocessed slices in ``labelled_slices``, so that
-    training and validation use only those slices as centre slices.
+    training and validation use only those slices as centre slices. Every case carries its ``subject``.
     """
     wanted = set(subjects)
     out = []
     for case in (c for c in manifest.cases if c.subject in wanted):
-        pre = cache.get(manifest, case, root, cfg.preprocess)
+        pre = replace(cache.get(manifest, case, root, cfg.preprocess), subject=case.subject)
         if case.label_slices is not None:
             pre = replace(pre, labelled_slices=labelled_slices(case, pre.record))
         out.append(pre)

@@ -88,6 +88,9 @@ class SliceBatcher:
             for i, e in enumerate(self.entries)
             if cases[e.case].label is not None and bool(np.any(cases[e.case].label[..., e.z]))
         ]
+        subjects = [getattr(cases[e.case], "subject", None) or f"case {e.case}" for e in self.entries]
+        self.weights = subject_balanced_weights(subjects)
+        self.lesion_weights = subject_balanced_weights([subjects[i] for i in self.lesion_entries])
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -129,16 +132,22 @@ class SliceBatcher:
             out[m::modalities] = apply_intensity(image[m::modalities], params)
         return out
 
+    def draw(self, count: int, weights: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
+        """``size`` indices into ``count`` items: uniform ("slice"), or by ``weights`` ("subject")."""
+        if self.cfg.sample_balance == "subject":
+            return rng.choice(count, size=size, p=weights)
+        return rng.integers(count, size=size)
+
     def batch(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """``images`` (B, context*C, h, w) float32, ``targets`` (B, h, w) int64 and, for PixelNet,
         ``coords`` (B, N, 2) sampled pixels with ``pixel_targets`` (B, N)."""
-        picks = rng.integers(len(self.entries), size=self.cfg.batch_size)
+        picks = self.draw(len(self.entries), self.weights, rng, self.cfg.batch_size)
         forced = 0
         if self.cfg.lesion_sample_fraction is not None and self.lesion_entries:
             # nnU-Net's oversampling: a fixed share of every batch is drawn from lesion slices
             forced = int(round(self.cfg.lesion_sample_fraction * self.cfg.batch_size))
             lesion = np.asarray(self.lesion_entries)
-            picks[:forced] = lesion[rng.integers(len(lesion), size=forced)]
+            picks[:forced] = lesion[self.draw(len(lesion), self.lesion_weights, rng, forced)]
         samples = [self.sample(self.entries[i], rng, k < forced) for k, i in enumerate(picks)]
         samples = pad_to_common_size(samples)
         out = {
@@ -156,6 +165,14 @@ class SliceBatcher:
                 out["targets"].reshape(len(samples), -1), rows * out["targets"].shape[-1] + cols, axis=1
             )
         return out
+
+
+def subject_balanced_weights(subjects: list[str]) -> np.ndarray:
+    """Probabilities over items that give every subject the same total: 1 / (subjects x its items)."""
+    if not subjects:
+        return np.zeros(0)
+    names, inverse, counts = np.unique(np.asarray(subjects), return_inverse=True, return_counts=True)
+    return 1.0 / (len(names) * counts[inverse])
 
 
 def steps_per_epoch_for(steps_per_epoch: int, training_slices: int, batch_size: int) -> int:
