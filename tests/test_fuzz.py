@@ -11,6 +11,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -99,6 +100,19 @@ def test_fuzzed_nifti_header_fields(edits: dict[str, list], kind: str, gz: bool)
 
         payload = gzip.compress(payload)
     _read(payload, ".nii.gz" if gz else ".nii", kind)
+
+
+@pytest.mark.parametrize("kind", ["image", "label"])
+def test_a_header_with_a_zero_dimension_is_a_one_line_error(kind: str, tmp_path: Path) -> None:
+    """Found by the fuzzer: dim [3, 0, 0, 0] read as an empty array, and a label's range check crashed."""
+    data = bytearray(VALID_NIFTI)
+    offset, fmt = HEADER_FIELDS["dim"]
+    struct.pack_into(fmt, data, offset, 3, 0, 0, 0, 0, 0, 0, 0)
+    path = tmp_path / "empty.nii"
+    path.write_bytes(bytes(data))
+    with pytest.raises(LesionsegError, match="no voxels") as error:
+        read_volume(path, kind)
+    assert str(path) in str(error.value) and "\n" not in str(error.value)
 
 
 @FUZZ

@@ -184,6 +184,8 @@ def _as_3d(array: np.ndarray, path: Path) -> np.ndarray:
 
 
 def _checked_values(array: np.ndarray, kind: VolumeKind, path: Path) -> np.ndarray:
+    if array.size == 0:  # a header with a zero dimension: found by tests/test_fuzz.py
+        raise LesionsegError(f"image has no voxels (shape {tuple(array.shape)})", path)
     if array.dtype == np.bool_:
         array = array.astype(np.uint8)
     if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
