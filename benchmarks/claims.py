@@ -34,6 +34,16 @@ from lesionseg.metrics.paired import paired_bootstrap_ci, precision_plan, verdic
 from lesionseg.report.tables import read_metrics_csv
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shown_path(path: Path | str) -> str:
+    """``path`` relative to the repository when it lies inside it (results files name no machine paths)."""
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(REPO)) if resolved.is_relative_to(REPO) else str(path)
+
+
 LOWER_IS_BETTER = {"hd", "hd95", "assd", "avd"}
 COLUMNS = [
     "claim",
@@ -199,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
         [
             "# Claims: paired differences and verdicts",
             "",
-            f"- command: `python benchmarks/claims.py {args.claims}` ({args.resamples} bootstrap resamples, "
+            f"- command: `python benchmarks/claims.py {shown_path(args.claims)}` ({args.resamples} bootstrap "
+            "resamples, "
             f"seed {args.seed})",
             "- difference: row a minus row b per case (per slice for PWML), each the mean over its seeds; "
             "for distances (hd, hd95, assd, avd) b minus a, so > 0 always favours row a",
