@@ -129,6 +129,7 @@ def write_report(runs: Path, results: Path, quick: bool) -> Path:
         n
         for n in (
             "recipe-10m",
+            "recipe-10m-seed1",
             "recipe-10m-uncalibrated",
             "recipe-10m-best-checkpoint",
             "recipe-5m",
