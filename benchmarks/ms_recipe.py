@@ -231,6 +231,9 @@ def run_worker(
         done = runs / row / f"fold_{k}.json"
         if done.exists():
             continue
+        if row in REFIT and not (runs / REFIT[row] / f"fold_{k}.json").exists():
+            print(f"{row} fold {k}: skipped until {REFIT[row]} fold {k} has finished; rerun", flush=True)
+            continue
         started = time.monotonic()
         if row == "floor":
             result = floor_fold(k, manifest, data, runs)
