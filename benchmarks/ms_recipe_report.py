@@ -78,6 +78,22 @@ def peer_lines(per_row: dict[str, list[dict]]) -> list[str]:
     ]
 
 
+def choice_lines(fold_files: dict, rows: tuple[str, ...], total: int, what: str, rule: str) -> list[str]:
+    """A decision made on validation only: each row's mean calibrated validation Dice over the folds
+    (when every row has all its folds)."""
+    scores = {
+        row: [f["calibration"]["val_score"] for f in fold_files[row] if f.get("calibration")] for row in rows
+    }
+    if not all(len(v) == total for v in scores.values()):
+        return []
+    means = ", ".join(f"{row} {np.mean(v):.3f}" for row, v in scores.items())
+    return [
+        "",
+        f"Choice of {what}, on validation only: mean over the folds of the calibrated validation Dice "
+        f"(`val_score`): {means}; {rule}.",
+    ]
+
+
 def write_report(runs: Path, results: Path, quick: bool) -> Path:
     splits = json.loads((runs / "splits.json").read_text())
     total = 2 if quick else len(splits["folds"])
@@ -179,30 +195,19 @@ def write_report(runs: Path, results: Path, quick: bool) -> Path:
                 f"{cal.get('default_lesion_f1', float('nan')):.3f} -> "
                 f"{cal.get('val_lesion_f1', float('nan')):.3f} |"
             )
-    scores = {
-        row: [f["calibration"]["val_score"] for f in fold_files[row] if f.get("calibration")]
-        for row in ("recipe-10m-best-checkpoint", "strong-aug-10m")
-    }
-    if all(len(v) == total for v in scores.values()):
-        lines += [
-            "",
-            "Choice of the intensity augmentation, on validation only: mean over the folds of the calibrated "
-            "validation Dice (`val_score`): "
-            + ", ".join(f"{row} {np.mean(v):.3f}" for row, v in scores.items())
-            + "; the higher one is the recipe's default.",
-        ]
-    sampling = ("recipe-5m", "lesion-two-thirds-5m", "patches-5m", "subject-balance-5m")
-    scores = {
-        row: [f["calibration"]["val_score"] for f in fold_files[row] if f.get("calibration")]
-        for row in sampling
-    }
-    if all(len(v) == total for v in scores.values()):
-        lines += [
-            "",
-            "Choice of the sampling, on validation only: mean over the folds of the calibrated validation "
-            "Dice (`val_score`): "
-            + ", ".join(f"{row} {np.mean(v):.3f}" for row, v in scores.items())
-            + "; a change is adopted only if it beats recipe-5m.",
-        ]
+    lines += choice_lines(
+        fold_files,
+        ("recipe-10m-best-checkpoint", "strong-aug-10m"),
+        total,
+        "the intensity augmentation",
+        "the higher one is the recipe's default",
+    )
+    lines += choice_lines(
+        fold_files,
+        ("recipe-5m", "lesion-two-thirds-5m", "patches-5m", "subject-balance-5m"),
+        total,
+        "the sampling",
+        "a change is adopted only if it beats recipe-5m",
+    )
     name = "ms_recipe_quick.md" if quick else "ms_recipe.md"
     return write_result(results / name, "\n".join(lines) + "\n")
