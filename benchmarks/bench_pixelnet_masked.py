@@ -106,14 +106,16 @@ def main(argv: list[str] | None = None) -> int:
         ],
         rows,
     )
-    ceiling = 1 / fraction
     note = (
-        "\nThe MLP (512 x 512 per pixel) is most of the dense cost and the masked path runs it only on the "
-        f"brain, so the ratio is bounded by about 1 / brain share = {ceiling:.1f}x plus what the dense path "
-        "spends up-sampling 512-channel partial sums; the VGG convolutions (shared by both paths) are the "
-        "floor of the masked time. bf16 autocast cuts the MLP's matrix products more than the gathers of the "
-        "masked path, which is why its ratio is larger. Labels may differ from the dense path only where two "
-        "classes' logits tie to within float rounding (fp32: none seen; bf16: rounding of partial sums)."
+        f"\nThe masked path runs the MLP (512 x 512 per pixel) on the brain only ({100 * fraction:.1f} % of "
+        "the pixels) and never builds the dense path's full-size partial sums: the dense path up-samples a "
+        "512-channel partial sum of W1 per coarse hypercolumn map to the whole slice (a large share of its "
+        "time, memory-bound), while the masked path reads those maps' bilinear taps at the brain pixels "
+        "only, in one fused gather (`embedding_bag`). So the ratio can exceed 1 / brain share "
+        f"= {1 / fraction:.1f}x. The VGG convolutions (shared by both paths) and the MLP's second layer on "
+        "the brain pixels are the floor of the masked time. bf16 autocast is the CPU profile's inference "
+        "setting. Labels may differ from the dense path only where two classes' logits tie to within "
+        "float rounding (fp32: none seen; bf16: rounding of partial sums)."
     )
     text = header("PixelNet: masked vs full dense inference", threads, load_start, load_average(), extra)
     text += "\n" + table + "\n" + note + "\n"

@@ -23,9 +23,10 @@ Masked dense inference (`forward_masked`, or `forward(x, brain_mask=...)`, which
 the convolutions run on the whole slice as in `forward`, but the MLP only at the brain pixels. Each
 hypercolumn block enters W1 at whichever is cheaper: read the features at the brain pixels and multiply
 (fine maps), or apply W1's block at the map's native resolution and read the mlp_width-channel partial sum
-(coarse maps); the reads use `forward_pixels`' sampling. Brain pixels get `forward`'s logits (up to
-float rounding); the rest get background (sigmoid 0; softmax 1 for class 0). The MLP is most of the dense
-cost (see Widths), so the saving follows the share of the slice outside the brain
+(coarse maps); the reads use `forward_pixels`' sampling, the 4 bilinear taps as one weighted
+`embedding_bag` (a fused gather). Brain pixels get `forward`'s logits (up to float rounding); the rest get
+background (sigmoid 0; softmax 1 for class 0). The saving follows the share of the slice outside the
+brain, plus the dense path's full-size up-sampling of partial sums, which the masked path never does
 (benchmarks/bench_pixelnet_masked.py).
 
 Widths: the paper uses VGG-16 (w = 64, fc6/fc7 4096, fc6 7x7) and a 4096-wide MLP. For CPU the defaults are
@@ -169,10 +170,10 @@ class PixelNet(nn.Module):
             partial = F.conv2d(feature, first.weight[:, offset : offset + channels, None, None])
             if partial.shape[-2:] != size:
                 partial = F.interpolate(partial, size=size, mode="bilinear", align_corners=False)
-            hidden = partial if hidden is None else hidden + partial
+            hidden = partial if hidden is None else hidden.add_(partial)
         assert hidden is not None
-        hidden = F.relu(hidden + first.bias[None, :, None, None])
-        hidden = F.relu(F.conv2d(hidden, second.weight[:, :, None, None], second.bias))
+        hidden = F.relu(hidden.add_(first.bias[None, :, None, None]), inplace=True)
+        hidden = F.relu(F.conv2d(hidden, second.weight[:, :, None, None], second.bias), inplace=True)
         logits = F.conv2d(hidden, last.weight[:, :, None, None], last.bias)
         return logits[..., :h, :w]
 
@@ -197,8 +198,9 @@ class PixelNet(nn.Module):
 
         def read(maps: torch.Tensor) -> torch.Tensor:
             """(B, C, h_s, w_s) -> (P, C) at the brain pixels: bilinear, border-clamped, pixel centres at
-            (p + 0.5) / s - 0.5 (the formula of `interpolate(align_corners=False)` and `grid_sample`),
-            gathered from a channels-last copy so that each tap reads whole rows."""
+            (p + 0.5) / s - 0.5 (the formula of `interpolate(align_corners=False)` and `grid_sample`).
+            The 4 taps are one weighted bag each of `embedding_bag` over a channels-last copy: one fused
+            pass, with no (P, C) intermediate per tap."""
             h_s, w_s = maps.shape[-2:]
             table = maps.permute(0, 2, 3, 1).reshape(-1, maps.shape[1])
             if (h_s, w_s) == (height, width):
@@ -207,15 +209,14 @@ class PixelNet(nn.Module):
             for coord, size, full in ((rows, h_s, height), (cols, w_s, width)):
                 src = ((coord.double() + 0.5) * (size / full) - 0.5).clamp(min=0.0)
                 low = src.floor().long().clamp(max=size - 1)
-                frac = (src - low).to(maps.dtype)[:, None]
+                frac = (src - low).to(maps.dtype)
                 taps.append(((low, 1 - frac), ((low + 1).clamp(max=size - 1), frac)))
-            values = torch.zeros(len(where), table.shape[1], dtype=table.dtype, device=table.device)
-            for r, wr in taps[0]:
-                for c, wc in taps[1]:
-                    values.addcmul_(table.index_select(0, (batch * h_s + r) * w_s + c), wr * wc)
-            return values
+            index = torch.stack([(batch * h_s + r) * w_s + c for r, _ in taps[0] for c, _ in taps[1]], 1)
+            weights = torch.stack([wr * wc for _, wr in taps[0] for _, wc in taps[1]], 1)
+            return F.embedding_bag(index, table, per_sample_weights=weights, mode="sum")
 
         hidden: torch.Tensor | None = None
+        read_features, read_weights = [], []  # blocks read first share one product (a wider one is faster)
         offsets = [sum(self.hypercolumn_channels[:i]) for i in range(len(self.hypercolumn_channels))]
         parts = zip(self.features(x), self.hypercolumn_channels, offsets, strict=True)
         for feature, channels, offset in reversed(list(parts)):
@@ -225,9 +226,13 @@ class PixelNet(nn.Module):
             m, map_pixels = weight.shape[0], feature.shape[-2] * feature.shape[-1]
             read_first = len(where) * channels * (m + 4 * READ_COST)
             if read_first <= map_pixels * channels * m + len(where) * m * 4 * READ_COST:
-                partial = read(feature) @ weight.T.to(feature.dtype)
-            else:
-                partial = read(F.conv2d(feature, weight[:, :, None, None]))
+                read_features.append(read(feature))
+                read_weights.append(weight)
+                continue
+            partial = read(F.conv2d(feature, weight[:, :, None, None]))
+            hidden = partial.float() if hidden is None else hidden.add_(partial)
+        if read_features:
+            partial = torch.cat(read_features, 1) @ torch.cat(read_weights, 1).T.to(read_features[0].dtype)
             hidden = partial.float() if hidden is None else hidden.add_(partial)
         assert hidden is not None
         hidden = F.relu(hidden.add_(first.bias), inplace=True)
