@@ -68,6 +68,8 @@ class TrainConfig:
     augmentation: Literal["none", "tscnn", "wmh", "lesion"] = "none"
     intensity_augmentation: bool = False  # gamma, contrast, brightness, noise, blur (augment/intensity.py)
     intensity_strength: Literal["nnunet", "strong"] = "nnunet"  # strong: wider, drawn per input channel
+    # probability that a sample's lesions keep only U[0.5, 1] of their contrast to the surrounding tissue
+    lesion_contrast: float = 0.0
     augmented_copies: int = 10  # wmh: fixed augmented copies of each lesion slice (thesis section 2.3)
     pixel_sampler: Literal["none", "uniform", "class_balanced"] = "none"
     pixels_per_image: int = 2000
@@ -99,7 +101,7 @@ class TrainConfig:
             raise LesionsegError(f"lr must be a positive finite number, got {self.lr}")
         if not 0.0 < self.threshold < 1.0:
             raise LesionsegError(f"threshold must lie in (0, 1), got {self.threshold}")
-        for name in ("lesion_patch_probability", "warmup_fraction", "val_fraction"):
+        for name in ("lesion_patch_probability", "warmup_fraction", "val_fraction", "lesion_contrast"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise LesionsegError(f"{name} must lie in [0, 1], got {value}")
@@ -148,6 +150,7 @@ WMH_BASE = dict(
     epochs=50,
     steps_per_epoch=0,  # an epoch is one pass over the training slices (Keras' epoch, as in the thesis)
     batch_size=8,
+    calibrate=True,  # the "empirical threshold" (section 2.4), chosen on the validation subjects
 )  # WMH thesis sections 2.3-2.5 and 3
 PIXELNET_BASE = dict(
     network="pixelnet",
