@@ -13,7 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-from lesionseg.augment import IntensityParams, apply_intensity, sample_intensity_params
+from lesionseg.augment import (
+    IntensityParams,
+    apply_intensity,
+    reduce_lesion_contrast,
+    sample_intensity_params,
+)
 from lesionseg.config.train import DEFAULT_METHOD, resolve_train_config
 from lesionseg.data.cache import PreprocessCache
 from lesionseg.data.manifest import load_manifest
@@ -289,3 +294,18 @@ def test_slice_inference_can_show_its_progress(capsys: pytest.CaptureFixture) ->
     assert "slices" in capsys.readouterr().err
     predict_volume(model, image, None, 1, batch_size=8)
     assert capsys.readouterr().err == ""
+
+
+def test_lesion_contrast_moves_lesions_towards_their_surround_and_nothing_far_away() -> None:
+    image = np.zeros((2, 32, 32), np.float32)
+    image[:, 4:28, 4:28] = 0.5  # brain
+    image[0, 14:18, 14:18] = 3.0  # a bright lesion on FLAIR
+    lesion = np.zeros((32, 32), bool)
+    lesion[14:18, 14:18] = True
+    assert reduce_lesion_contrast(image, lesion, 1.0) is image
+    assert reduce_lesion_contrast(image, np.zeros_like(lesion), 0.5) is image
+    out = reduce_lesion_contrast(image, lesion, 0.5)
+    assert out[0, 15, 15] == pytest.approx(0.5 + 0.5 * 2.5, abs=0.05)  # half its contrast to the ring
+    assert np.array_equal(out[1], image[1])  # a channel whose lesion equals its surround is unchanged
+    assert np.array_equal(out[:, :8], image[:, :8]) and np.all(out[:, 4:28, 4:28] >= 0.5)
+    assert np.all(out[image == 0] == 0)  # background stays background

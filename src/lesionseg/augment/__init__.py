@@ -13,13 +13,21 @@ from lesionseg.augment.affine import (
     sample_tscnn_params,
     sample_wmh_params,
 )
-from lesionseg.augment.intensity import IntensityParams, apply_intensity, sample_intensity_params
+from lesionseg.augment.intensity import (
+    LESION_CONTRAST_RANGE,
+    IntensityParams,
+    apply_intensity,
+    reduce_lesion_contrast,
+    sample_intensity_params,
+)
 
 __all__ = [
+    "LESION_CONTRAST_RANGE",
     "AffineParams",
     "IntensityParams",
     "apply_affine_2d",
     "apply_intensity",
+    "reduce_lesion_contrast",
     "sample_intensity_params",
     "sample_lesion_params",
     "sample_tscnn_params",

@@ -3,6 +3,9 @@
 nnU-Net v2's 2D intensity transforms, drawn per sample: each is applied with its own probability, so most
 samples see one or two of them. ``sample_intensity_params`` draws; ``apply_intensity`` is the
 deterministic twin, so a draw can be logged and replayed.
+
+``reduce_lesion_contrast`` is not nnU-Net's: it uses the label to pull lesion intensities towards the
+tissue around them, for training sets whose lesions are all brighter than those of the scans to come.
 """
 
 from __future__ import annotations
@@ -68,3 +71,27 @@ def apply_intensity(image: np.ndarray, params: IntensityParams) -> np.ndarray:
         span = np.maximum(hi - lo, 1e-7)
         out = np.power((out - lo) / span, params.gamma) * span + lo
     return out.astype(np.float32)
+
+
+LESION_CONTRAST_RANGE = (0.5, 1.0)  # the share of a lesion's contrast to its surround that is kept
+SURROUND_PIXELS = 3  # the ring around the lesions whose median stands for the tissue they sit in
+
+
+def reduce_lesion_contrast(image: np.ndarray, lesion: np.ndarray, keep: float) -> np.ndarray:
+    """``image`` (C, H, W) with each channel's lesion pixels moved towards the median of the brain
+    (nonzero) pixels in a ring of ``SURROUND_PIXELS`` around the lesions: x + (1 - keep) w (ref - x),
+    with ``w`` the lesion mask smoothed by a Gaussian (sigma 1 pixel) so that no sharp edge marks where the
+    label was. ``keep`` 1 (or no lesion, or no brain in the ring) returns ``image`` itself."""
+    lesion = lesion > 0
+    if keep >= 1.0 or not lesion.any():
+        return image
+    ring = ndimage.binary_dilation(lesion, iterations=SURROUND_PIXELS) & ~lesion
+    weight = ndimage.gaussian_filter(lesion.astype(np.float32), 1.0)
+    weight = np.maximum(weight, lesion) * (1.0 - keep)
+    out = image.astype(np.float32, copy=True)
+    for channel in out:
+        surround = channel[ring & (channel != 0)]
+        if surround.size:
+            inside = (weight > 1e-3) & (channel != 0)  # background stays background
+            channel[inside] += weight[inside] * (float(np.median(surround)) - channel[inside])
+    return out

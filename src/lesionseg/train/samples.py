@@ -12,9 +12,11 @@ from typing import Protocol
 import numpy as np
 
 from lesionseg.augment import (
+    LESION_CONTRAST_RANGE,
     AffineParams,
     apply_affine_2d,
     apply_intensity,
+    reduce_lesion_contrast,
     sample_intensity_params,
     sample_lesion_params,
     sample_tscnn_params,
@@ -112,6 +114,8 @@ class SliceBatcher:
             params = sample_lesion_params(rng)
         if params is not None:
             image, label = apply_affine_2d(image, label, params)
+        if self.cfg.lesion_contrast > 0 and rng.random() < self.cfg.lesion_contrast:
+            image = reduce_lesion_contrast(image, label > 0, float(rng.uniform(*LESION_CONTRAST_RANGE)))
         if self.cfg.intensity_augmentation:
             image = self.intensity(image, case.image.shape[0], rng)
         if self.cfg.patch_size is not None:
