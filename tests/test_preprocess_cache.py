@@ -15,6 +15,7 @@ from lesionseg.config import load_config
 from lesionseg.config.preprocess import PreprocessConfig
 from lesionseg.data.cache import PreprocessCache
 from lesionseg.data.manifest import manifest_from_dict, save_manifest
+from lesionseg.errors import LesionsegError
 from lesionseg.io import Volume, read_volume, write_volume
 from lesionseg.preprocess import invert
 
@@ -170,3 +171,26 @@ def test_cli_config_file_and_errors(dataset, tmp_path, capsys) -> None:
     assert f"{config_path}: unknown key(s) 'n4_shrinks'" in capsys.readouterr().err
     assert main([*argv, "--cases", "nope"]) == 2
     assert "no case 'nope'" in capsys.readouterr().err
+
+
+def test_an_entry_swapped_by_another_process_is_waited_for(dataset, tmp_path, monkeypatch) -> None:
+    """Two processes that build the same entry at once: while one swaps in its copy, the other's read-back
+    finds nothing for a moment; it waits and reads again instead of failing (and fails only if it never
+    reads back)."""
+    manifest, root, _ = dataset
+    cache = PreprocessCache(tmp_path / "cache")
+    real_load = PreprocessCache._load
+    misses = {"left": 1}
+
+    def swapped_once(self, folder, fingerprint, channels):
+        if (folder / "arrays.npz").exists() and misses["left"] > 0:
+            misses["left"] -= 1
+            return None  # as if the entry were moved aside at that moment
+        return real_load(self, folder, fingerprint, channels)
+
+    monkeypatch.setattr(cache_module, "RELOAD_WAITS_S", (0.0, 0.0, 0.0))
+    monkeypatch.setattr(PreprocessCache, "_load", swapped_once)
+    assert cache.get(manifest, "case1", root, SMALL).image.shape[0] == 2
+    misses["left"] = 10**6
+    with pytest.raises(LesionsegError, match="changed while it was written"):
+        PreprocessCache(tmp_path / "other").get(manifest, "case1", root, SMALL)

@@ -102,10 +102,14 @@ class PreprocessCache:
         self._store(folder, result, fingerprint, manifest, case, root, config)
         if progress:
             print(f"preprocessed {case.id} in {time.perf_counter() - start:.1f} s", file=sys.stderr)
-        loaded = self._load(folder, fingerprint, channels)
-        if loaded is None:  # another process replaced it with a different version meanwhile
-            raise LesionsegError("cache entry changed while it was written; run again", folder)
-        return loaded
+        for wait_s in RELOAD_WAITS_S:
+            # None: another process is swapping in its own copy of the entry (the old one is moved aside
+            # for a moment) or replaced it with a different version; wait for the first to finish
+            time.sleep(wait_s)
+            loaded = self._load(folder, fingerprint, channels)
+            if loaded is not None:
+                return loaded
+        raise LesionsegError("cache entry changed while it was written; run again", folder)
 
     def _load(
         self, folder: Path, fingerprint: str, channels: int | None = None, warn: bool = True
@@ -174,6 +178,9 @@ class PreprocessCache:
             _replace_dir(tmp, folder)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+RELOAD_WAITS_S = (0.0, 0.2, 1.0, 3.0)  # after storing an entry: read it back, waiting this long between tries
 
 
 def _damaged(folder: Path, problem: str) -> None:
