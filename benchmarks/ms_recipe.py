@@ -238,7 +238,9 @@ def run_ensemble_fold(row: str, k: int, manifest: Manifest, data: Path, runs: Pa
             "step_seconds": np.mean([f["plan"]["step_seconds"] for f in phase1]),
         },
         "calibration": {
-            k: v for k, v in json.loads((out / ENSEMBLE_FILE).read_text()).items() if k != "members"
+            key: value
+            for key, value in json.loads((out / ENSEMBLE_FILE).read_text()).items()
+            if key != "members"
         },
         "members": ENSEMBLES[row],
         "train": fold.train,
