@@ -34,16 +34,7 @@ from lesionseg.metrics.paired import paired_bootstrap_ci, precision_plan, verdic
 from lesionseg.report.tables import read_metrics_csv
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
 REPO = Path(__file__).resolve().parents[1]
-
-
-def shown_path(path: Path | str) -> str:
-    """``path`` relative to the repository when it lies inside it (results files name no machine paths)."""
-    resolved = Path(path).resolve()
-    return str(resolved.relative_to(REPO)) if resolved.is_relative_to(REPO) else str(path)
-
-
 LOWER_IS_BETTER = {"hd", "hd95", "assd", "avd"}
 COLUMNS = [
     "claim",
@@ -183,6 +174,12 @@ def _names(
     return [claim["claim"], claim.get("dataset", "-"), claim["a"]["name"], claim["b"]["name"], cpu, seeds]
 
 
+def shown_path(path: Path | str) -> str:
+    """``path`` relative to the repository when it lies inside it (results files name no machine paths)."""
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(REPO)) if resolved.is_relative_to(REPO) else str(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("claims", type=Path, help="JSON list of claims (see the module docstring)")
@@ -210,8 +207,7 @@ def main(argv: list[str] | None = None) -> int:
             "# Claims: paired differences and verdicts",
             "",
             f"- command: `python benchmarks/claims.py {shown_path(args.claims)}` ({args.resamples} bootstrap "
-            "resamples, "
-            f"seed {args.seed})",
+            f"resamples, seed {args.seed})",
             "- difference: row a minus row b per case (per slice for PWML), each the mean over its seeds; "
             "for distances (hd, hd95, assd, avd) b minus a, so > 0 always favours row a",
             "- verdict: supported (interval above 0), contradicted (below 0), inconclusive (contains 0)",

@@ -66,6 +66,7 @@ import argparse
 import datetime
 import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -73,9 +74,8 @@ import numpy as np
 from lesionseg.config.train import resolve_train_config
 from lesionseg.data.cache import PreprocessCache
 from lesionseg.data.manifest import Manifest, load_case, load_manifest
-from lesionseg.data.splits import Splits, load_splits, make_splits
+from lesionseg.data.splits import Fold, Splits, load_splits, make_splits
 from lesionseg.evaluate.cv import calibrate_ensemble, predict_and_score
-from lesionseg.infer.ensemble_file import ENSEMBLE_FILE
 from lesionseg.infer.predictor import Predictor, load_members
 from lesionseg.metrics import label_map_metrics
 from lesionseg.preprocess import invert
@@ -189,12 +189,7 @@ def run_model_fold(row: str, k: int, manifest: Manifest, data: Path, runs: Path,
         variants[f"{row}-uncalibrated"] = Predictor(
             load_members([result.best]), threshold=0.5, min_lesion_mm3=0.0, bf16=True
         )
-    rows = []
-    for name, predictor in variants.items():
-        for case in (c for c in manifest.cases if c.subject in fold.test):
-            path = runs / row / f"fold_{k}" / "predictions" / name / f"{case.id}.nii.gz"
-            extra = {"row": name, "fold": k}
-            rows += predict_and_score(predictor, manifest, case, data, cache, path, path.parent, extra)
+    rows = score_test_scans(variants, manifest, fold, data, cache, runs / row / f"fold_{k}", k)
     plan = json.loads((runs / row / f"fold_{k}" / "plan.json").read_text())
     return {
         "rows": rows,
@@ -208,6 +203,25 @@ def run_model_fold(row: str, k: int, manifest: Manifest, data: Path, runs: Path,
     }
 
 
+def score_test_scans(  # noqa: PLR0913
+    variants: dict[str, Predictor],
+    manifest: Manifest,
+    fold: Fold,
+    data: Path,
+    cache: PreprocessCache,
+    out: Path,
+    k: int,
+) -> list[dict]:
+    """Each variant predicts the fold's test scans into ``out/predictions/<variant>``; their metric rows."""
+    rows = []
+    for name, predictor in variants.items():
+        for case in (c for c in manifest.cases if c.subject in fold.test):
+            path = out / "predictions" / name / f"{case.id}.nii.gz"
+            extra = {"row": name, "fold": k}
+            rows += predict_and_score(predictor, manifest, case, data, cache, path, path.parent, extra)
+    return rows
+
+
 def run_ensemble_fold(row: str, k: int, manifest: Manifest, data: Path, runs: Path) -> dict:
     """Average the member rows' fold-``k`` models, calibrate the average on the validation subject, predict
     the test scans (also uncalibrated: threshold 0.5, no size filter)."""
@@ -217,18 +231,12 @@ def run_ensemble_fold(row: str, k: int, manifest: Manifest, data: Path, runs: Pa
     phase1 = [json.loads((runs / member / f"fold_{k}.json").read_text()) for member in ENSEMBLES[row]]
     out = runs / row / f"fold_{k}"
     predictor = Predictor(members, bf16=True)
-    calibrate_ensemble(predictor, manifest, data, cache, fold.val, out)
+    calibration = calibrate_ensemble(predictor, manifest, data, cache, fold.val, out)
     variants = {
         row: predictor,
         f"{row}-uncalibrated": Predictor(members, threshold=0.5, min_lesion_mm3=0.0, bf16=True),
     }
-    rows = []
-    for name, variant in variants.items():
-        for case in (c for c in manifest.cases if c.subject in fold.test):
-            path = out / "predictions" / name / f"{case.id}.nii.gz"
-            rows += predict_and_score(
-                variant, manifest, case, data, cache, path, path.parent, {"row": name, "fold": k}
-            )
+    rows = score_test_scans(variants, manifest, fold, data, cache, out, k)
     steps = [f["plan"]["steps"] for f in phase1]
     return {
         "rows": rows,
@@ -237,11 +245,7 @@ def run_ensemble_fold(row: str, k: int, manifest: Manifest, data: Path, runs: Pa
             "steps": "+".join(map(str, steps)),
             "step_seconds": np.mean([f["plan"]["step_seconds"] for f in phase1]),
         },
-        "calibration": {
-            key: value
-            for key, value in json.loads((out / ENSEMBLE_FILE).read_text()).items()
-            if key != "members"
-        },
+        "calibration": asdict(calibration) if calibration is not None else None,
         "members": ENSEMBLES[row],
         "train": fold.train,
         "val": fold.val,

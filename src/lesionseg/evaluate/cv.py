@@ -28,7 +28,7 @@ from lesionseg.io import atomic_output, write_volume
 from lesionseg.metrics import label_map_metrics, summarize
 from lesionseg.metrics.pooled import pooled_metrics
 from lesionseg.preprocess import PreprocessedCase
-from lesionseg.train.calibrate import calibrate_cases
+from lesionseg.train.calibrate import Calibration, calibrate_cases
 from lesionseg.train.run import train_model
 
 
@@ -132,14 +132,15 @@ def calibrate_ensemble(
     cache: PreprocessCache,
     val_subjects: list[str],
     fold_dir: Path,
-) -> None:
+) -> Calibration | None:
     """The ensemble's "empirical threshold" (WMH thesis section 2.4), with the minimum lesion size, chosen
     on the fold's validation subjects from the members' averaged probabilities (train/calibrate.py's
     rule, never the test fold); set on ``predictor`` and written to ``fold_dir/ensemble_calibration.json``
     (with the members, so that ``lesionseg predict`` uses it for them: ``infer/ensemble_file.py``).
-    Each member's own saved threshold was chosen for that member alone, so it is not the ensemble's."""
+    Each member's own saved threshold was chosen for that member alone, so it is not the ensemble's.
+    Returns the calibration, or None (multi-class members, or no labelled validation case)."""
     if len(predictor.members[0].label_values) > 2:
-        return
+        return None
 
     def labelled_only(case: Case) -> PreprocessedCase:
         pre = cache.get(manifest, case, root, predictor.preprocess_config)
@@ -152,9 +153,10 @@ def calibrate_ensemble(
         lambda pre: foreground_probability(predictor.predict_preprocessed(pre)[1]),
     )
     if result is None:
-        return
+        return None
     predictor.threshold, predictor.min_lesion_mm3 = result.threshold, result.min_lesion_mm3
     write_ensemble_calibration(fold_dir, [m.source for m in predictor.members], asdict(result))
+    return result
 
 
 def split_notes(splits: Splits, folds_asked: int, n_subjects: int) -> list[str]:
