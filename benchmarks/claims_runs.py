@@ -354,6 +354,11 @@ def main() -> None:
         "--quick", action="store_true", help="3 steps, folds 0-1, seed 0: checks the rows run"
     )
     parser.add_argument("--report", action="store_true", help="verdicts and curves from finished runs")
+    parser.add_argument(
+        "--suffix",
+        help="results files claims<suffix>.md and claims_curves_<claim><suffix>.png (default: "
+        "_gpu, _quick or none, by the run kind); give one with --runs elsewhere, e.g. _5m",
+    )
     parser.add_argument("--device", default="cuda", help="with --gpu: cuda (cpu only to check the command)")
     parser.add_argument(
         "--gpu",
@@ -367,7 +372,7 @@ def main() -> None:
     seeds = [0] if args.quick or args.gpu else args.seeds
     kind = "claims" + ("_gpu" if args.gpu else "") + ("_quick" if args.quick else "")
     runs = args.runs or REPO / "runs" / kind
-    suffix = kind.removeprefix("claims")
+    suffix = args.suffix if args.suffix is not None else kind.removeprefix("claims")
     if args.report:
         report(claims, seeds, runs, suffix)
         return

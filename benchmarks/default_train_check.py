@@ -63,8 +63,10 @@ def main() -> None:
     model_default = float(calibration.get("default_dice", float("nan")))
     model_calibrated = float(calibration.get("val_dice", float("nan")))
     cleared = model_calibrated > floor and model_default > floor
+    out = args.out.resolve()
+    shown_out = out.relative_to(REPO) if out.is_relative_to(REPO) else out
     lines = [
-        f"Command: `{' '.join(command[:5])} ../shared/data --out runs/default_train` (default method "
+        f"Command: `{' '.join(command[:5])} ../shared/data --out {shown_out}` (default method "
         f"`{state['config']['method']}`, budget {state['config']['budget_s'] / 60:.0f} CPU min; "
         f"{datetime.date.today()}). Checked by `python benchmarks/default_train_check.py`.",
         "",

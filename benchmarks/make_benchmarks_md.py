@@ -24,6 +24,7 @@ SECTIONS = [
     ("The default recipe (lesion-unet) and the bundled model", PROSE / "recipe.md"),
     ("The recipe on the MS scans against a FLAIR threshold, leave-one-subject-out", RESULTS / "ms_recipe.md"),
     ("`lesionseg train` with no method and no budget on the MS scans", RESULTS / "default_train.md"),
+    ("Lesion F1 on the MS scans: how far calibration could move it", RESULTS / "lesion_f1_ceiling.md"),
     ("Quality: MS (open_ms_data + mslesseg), TS-CNN rows and the WMH ensemble", RESULTS / "quality_ms.md"),
     ("Quality: neonatal HIE (bonbid_hie2023_subset), TS-CNN rows", RESULTS / "quality_bonbid.md"),
     ("Quality: tumour, PixelNet on BraTS 2015 (per region, PixelNet Table 2)", RESULTS / "quality_brats.md"),

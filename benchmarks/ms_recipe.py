@@ -111,10 +111,20 @@ ROWS: dict[str, list[str]] = {
     "lesion-contrast-10m": ["budget_s=600", "lesion_contrast=0.5"],
     "lesion-contrast-5m-seed1": ["budget_s=300", "lesion_contrast=0.5", "seed=1"],
     "lesion-contrast-20m": ["budget_s=1200", "lesion_contrast=0.5"],
+    "lesion-contrast-all-5m": ["budget_s=300", "lesion_contrast=1.0"],  # every sample, not half
+    "lesion-contrast-5m-seed2": ["budget_s=300", "lesion_contrast=0.5", "seed=2"],
+    "modality-dropout-5m": ["budget_s=300", "lesion_contrast=0.5", "modality_dropout=0.3"],
+    "blob-loss-5m": ["budget_s=300", "lesion_contrast=0.5", "loss=dice_bce_blob_loss"],
+    "blob-loss-5m-seed1": ["budget_s=300", "lesion_contrast=0.5", "loss=dice_bce_blob_loss", "seed=1"],
 }
-# Every row but the lesion-contrast ones ran before the recipe adopted that augmentation: they keep it off.
+# What the recipe was before it adopted a change: a row that does not set the setting ran before, and keeps
+# the earlier value, so that a rerun reproduces it.
+BEFORE = {"lesion_contrast": "0", "loss": "dice_bce_loss"}
 ROWS = {
-    row: overrides if row.startswith("lesion-contrast") else [*overrides, "lesion_contrast=0"]
+    row: [
+        *overrides,
+        *(f"{k}={v}" for k, v in BEFORE.items() if not any(o.startswith(f"{k}=") for o in overrides)),
+    ]
     for row, overrides in ROWS.items()
 }
 # Calibrate, then refit: the phase-1 row (trained on the training subjects, calibrated on the validation
@@ -128,6 +138,7 @@ ROWS.update({row: [*ROWS[phase1], "calibrate=false"] for row, phase1 in REFIT.it
 ENSEMBLES: dict[str, list[str]] = {
     "ensemble-2x10m": ["recipe-10m", "recipe-10m-seed1"],
     "ensemble-2x5m": ["recipe-5m", "recipe-5m-seed1"],
+    "ensemble-3x5m": ["lesion-contrast-5m", "lesion-contrast-5m-seed1", "lesion-contrast-5m-seed2"],
 }
 # also scored at threshold 0.5 without the size filter
 UNCALIBRATED = (

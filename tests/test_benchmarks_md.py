@@ -31,5 +31,5 @@ def test_every_results_file_names_the_script_that_wrote_it() -> None:
     for _, path in assembler.SECTIONS:
         if path.parent.name != "results" or not path.exists():
             continue
-        named = set(re.findall(r"benchmarks/([a-z_]+\.py)", path.read_text()))
+        named = set(re.findall(r"benchmarks/([a-z0-9_]+\.py)", path.read_text()))
         assert named & scripts, f"{path.name} names no script of benchmarks/"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +16,7 @@ import torch
 from lesionseg.augment import (
     IntensityParams,
     apply_intensity,
+    drop_modalities,
     reduce_lesion_contrast,
     sample_intensity_params,
 )
@@ -309,3 +310,34 @@ def test_lesion_contrast_moves_lesions_towards_their_surround_and_nothing_far_aw
     assert np.array_equal(out[1], image[1])  # a channel whose lesion equals its surround is unchanged
     assert np.array_equal(out[:, :8], image[:, :8]) and np.all(out[:, 4:28, 4:28] >= 0.5)
     assert np.all(out[image == 0] == 0)  # background stays background
+
+
+def test_modality_dropout_blanks_every_modality_but_the_first_in_every_context_slice() -> None:
+    image = np.arange(1, 6 * 4 * 4 + 1, dtype=np.float32).reshape(6, 4, 4)  # 3 context slices x 2 modalities
+    out = drop_modalities(image, 2)
+    assert np.array_equal(out[0::2], image[0::2])  # FLAIR of t-1, t, t+1 kept
+    assert not out[1::2].any()  # T1 of each blanked
+    assert drop_modalities(image, 1) is image
+    assert np.all(image > 0)  # the input is not changed in place
+
+
+@dataclass
+class SmallCase:
+    image: np.ndarray
+    label: np.ndarray
+    mask: np.ndarray
+
+
+def test_the_sampler_applies_modality_dropout_at_its_rate() -> None:
+    rng = np.random.default_rng(0)
+    mask = np.zeros((32, 32, 4), np.uint8)
+    mask[4:28, 4:28] = 1
+    label = np.zeros_like(mask)
+    label[12:16, 12:16] = 1
+    image = (rng.normal(size=(2, 32, 32, 4)) * mask + 5 * mask).astype(np.float32)
+    for rate, blanked in ((1.0, 20), (0.0, 0)):
+        cfg = resolve_train_config(DEFAULT_METHOD, "cpu", overrides=[f"modality_dropout={rate}"])
+        batcher = SliceBatcher([SmallCase(image, label, mask)], cfg, label_values=[0, 1], num_outputs=1)
+        samples = [batcher.sample(batcher.entries[0], rng)[0] for _ in range(20)]
+        assert sum(not s[1].any() for s in samples) == blanked
+        assert all(s[0].any() for s in samples)

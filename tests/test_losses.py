@@ -10,6 +10,7 @@ from lesionseg.losses import (
     BINARY_LOSSES,
     LOSSES,
     MULTICLASS_LOSSES,
+    blob_dice_loss,
     create_loss,
     focal_loss,
     focal_terms,
@@ -46,6 +47,8 @@ HAND_CASES = [
     ("self_balancing_focal_loss", {"detach_beta": True}, 0.0384003340),
     ("soft_dice_loss", {}, 0.1687083755),
     ("dice_bce_loss", {}, 0.1687083755 + 0.2407135086),  # soft Dice + binary cross-entropy, as above
+    # one lesion (the left column): its blob Dice is the global soft Dice, weighted 0.5
+    ("dice_bce_blob_loss", {}, 1.5 * 0.1687083755 + 0.2407135086),
     ("tversky_loss", {}, 0.1502537895),
     ("focal_tversky_loss", {}, 0.0005096849),
     ("cross_entropy", {}, 1.2029117308),
@@ -272,3 +275,22 @@ def test_losses_take_pixelnet_sampled_pixels(name: str) -> None:
     logits = torch.randn(2, 50, k, generator=g).transpose(1, 2)
     target = torch.randint(0, max(k, 2), (2, 50), generator=g)
     assert torch.isfinite(create_loss(name)(logits, target))
+
+
+def test_blob_loss_counts_every_lesion_once_whatever_its_size() -> None:
+    target = torch.zeros(1, 16, 16, dtype=torch.long)
+    target[0, 2:10, 2:10] = 1  # a large lesion (64 pixels), predicted
+    target[0, 13, 13] = 1  # a one-pixel lesion, missed
+    logits = torch.full((1, 1, 16, 16), -30.0)
+    logits[0, 0, 2:10, 2:10] = 30.0
+    global_dice = create_loss("soft_dice_loss")(logits, target).item()
+    blob = blob_dice_loss(logits, target).item()
+    assert global_dice < 0.02  # the missed pixel barely counts in the global Dice
+    # lesion 1: Dice 1; lesion 2: 1/2 (the smoothing term alone)
+    assert blob == pytest.approx(0.5 * (1.0 - 1.0 / 2.0), abs=1e-3)
+    # predicting lesion 2 as well is no false positive for lesion 1: both blob Dice terms go to 1
+    logits[0, 0, 13, 13] = 30.0
+    assert blob_dice_loss(logits, target, smooth=1e-6).item() == pytest.approx(0.0, abs=1e-5)
+    # a false positive away from both lesions counts against each of them
+    logits[0, 0, 0, 15] = 30.0
+    assert blob_dice_loss(logits, target, smooth=1e-6).item() > 0.1

@@ -17,6 +17,7 @@ from lesionseg.augment.intensity import (
     LESION_CONTRAST_RANGE,
     IntensityParams,
     apply_intensity,
+    drop_modalities,
     reduce_lesion_contrast,
     sample_intensity_params,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "IntensityParams",
     "apply_affine_2d",
     "apply_intensity",
+    "drop_modalities",
     "reduce_lesion_contrast",
     "sample_intensity_params",
     "sample_lesion_params",

@@ -6,6 +6,8 @@ deterministic twin, so a draw can be logged and replayed.
 
 ``reduce_lesion_contrast`` is not nnU-Net's: it uses the label to pull lesion intensities towards the
 tissue around them, for training sets whose lesions are all brighter than those of the scans to come.
+``drop_modalities`` is modality dropout (HeMIS, Havaei et al., MICCAI 2016): every modality but the first
+is blanked, so that the model also learns to read the first one (FLAIR in the MS manifests) alone.
 """
 
 from __future__ import annotations
@@ -94,4 +96,16 @@ def reduce_lesion_contrast(image: np.ndarray, lesion: np.ndarray, keep: float) -
         if surround.size:
             inside = (weight > 1e-3) & (channel != 0)  # background stays background
             channel[inside] += weight[inside] * (float(np.median(surround)) - channel[inside])
+    return out
+
+
+def drop_modalities(image: np.ndarray, modalities: int) -> np.ndarray:
+    """``image`` (context x ``modalities`` channels, H, W; ordered [t-1 modalities, t ..., t+1 ...]) with
+    every modality but the first set to 0, the brain mean after z-scoring and the background value. One
+    modality returns ``image`` itself."""
+    if modalities <= 1:
+        return image
+    out = image.copy()
+    for m in range(1, modalities):
+        out[m::modalities] = 0.0
     return out

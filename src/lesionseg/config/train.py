@@ -70,6 +70,8 @@ class TrainConfig:
     intensity_strength: Literal["nnunet", "strong"] = "nnunet"  # strong: wider, drawn per input channel
     # probability that a sample's lesions keep only U[0.5, 1] of their contrast to the surrounding tissue
     lesion_contrast: float = 0.0
+    # probability that a sample keeps only its first modality (the others set to 0): modality dropout
+    modality_dropout: float = 0.0
     augmented_copies: int = 10  # wmh: fixed augmented copies of each lesion slice (thesis section 2.3)
     pixel_sampler: Literal["none", "uniform", "class_balanced"] = "none"
     pixels_per_image: int = 2000
@@ -101,7 +103,13 @@ class TrainConfig:
             raise LesionsegError(f"lr must be a positive finite number, got {self.lr}")
         if not 0.0 < self.threshold < 1.0:
             raise LesionsegError(f"threshold must lie in (0, 1), got {self.threshold}")
-        for name in ("lesion_patch_probability", "warmup_fraction", "val_fraction", "lesion_contrast"):
+        for name in (
+            "lesion_patch_probability",
+            "warmup_fraction",
+            "val_fraction",
+            "lesion_contrast",
+            "modality_dropout",
+        ):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise LesionsegError(f"{name} must lie in [0, 1], got {value}")

@@ -1,9 +1,11 @@
-"""Losses: pure functions + thin modules + registry `create_loss(name, **params)`; torch only.
+"""Losses: pure functions + thin modules + registry `create_loss(name, **params)`; torch only, but for the
+blob loss, which labels its target's lesions with scipy.ndimage.
 
 Shapes (docs/architecture.md), stated once for every loss here:
 - Binary losses (binary_cross_entropy, focal_loss, binary_focal_loss, self_balancing_focal_loss,
-  soft_dice_loss, tversky_loss, focal_tversky_loss): logits (B, 1, ...) and a target either of the same
-  shape (float in [0, 1]) or (B, ...) integer {0, 1}; p = sigmoid(logits).
+  soft_dice_loss, tversky_loss, focal_tversky_loss, dice_bce_loss, dice_bce_blob_loss): logits
+  (B, 1, ...) and a target either of the same shape (float in [0, 1]) or (B, ...) integer {0, 1};
+  p = sigmoid(logits).
 - Multi-class losses (cross_entropy, class_weighted_cross_entropy, dice_cross_entropy_loss): logits
   (B, K, ...), K >= 2, and an int64 target (B, ...) of class indices; p = softmax over dim 1.
 - "..." is any number of spatial dims, e.g. (H, W) for slices or (N,) for PixelNet's sampled pixels
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from .blob import blob_dice_loss, dice_bce_blob_loss
 from .focal import (
     binary_cross_entropy,
     binary_focal_loss,
@@ -31,6 +34,7 @@ from .modules import (
     BinaryFocalLoss,
     ClassWeightedCrossEntropy,
     CrossEntropy,
+    DiceBCEBlobLoss,
     DiceBCELoss,
     DiceCrossEntropyLoss,
     FocalLoss,
@@ -59,6 +63,7 @@ LOSSES: dict[str, type[LossModule]] = {
     "self_balancing_focal_loss": SelfBalancingFocalLoss,
     "soft_dice_loss": SoftDiceLoss,
     "dice_bce_loss": DiceBCELoss,
+    "dice_bce_blob_loss": DiceBCEBlobLoss,
     "tversky_loss": TverskyLoss,
     "focal_tversky_loss": FocalTverskyLoss,
     "cross_entropy": CrossEntropy,
@@ -75,6 +80,7 @@ BINARY_LOSSES = (
     "tversky_loss",
     "focal_tversky_loss",
     "dice_bce_loss",
+    "dice_bce_blob_loss",
 )
 MULTICLASS_LOSSES = ("cross_entropy", "class_weighted_cross_entropy", "dice_cross_entropy_loss")
 
@@ -97,6 +103,7 @@ __all__ = [
     "BinaryFocalLoss",
     "ClassWeightedCrossEntropy",
     "CrossEntropy",
+    "DiceBCEBlobLoss",
     "DiceBCELoss",
     "DiceCrossEntropyLoss",
     "FocalLoss",
@@ -107,9 +114,11 @@ __all__ = [
     "TverskyLoss",
     "binary_cross_entropy",
     "binary_focal_loss",
+    "blob_dice_loss",
     "class_weighted_cross_entropy",
     "create_loss",
     "cross_entropy",
+    "dice_bce_blob_loss",
     "dice_bce_loss",
     "dice_cross_entropy_loss",
     "focal_loss",

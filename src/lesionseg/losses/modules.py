@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from .blob import dice_bce_blob_loss
 from .focal import binary_cross_entropy, binary_focal_loss, focal_loss, self_balancing_focal_loss
 from .multiclass import class_weighted_cross_entropy, cross_entropy, dice_cross_entropy_loss
 from .overlap import dice_bce_loss, focal_tversky_loss, soft_dice_loss, tversky_loss
@@ -59,6 +60,10 @@ class SelfBalancingFocalLoss(LossModule):
 
 class DiceBCELoss(LossModule):
     function = staticmethod(dice_bce_loss)
+
+
+class DiceBCEBlobLoss(LossModule):
+    function = staticmethod(dice_bce_blob_loss)
 
 
 class SoftDiceLoss(LossModule):

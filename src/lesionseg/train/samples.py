@@ -16,6 +16,7 @@ from lesionseg.augment import (
     AffineParams,
     apply_affine_2d,
     apply_intensity,
+    drop_modalities,
     reduce_lesion_contrast,
     sample_intensity_params,
     sample_lesion_params,
@@ -118,6 +119,8 @@ class SliceBatcher:
             image = reduce_lesion_contrast(image, label > 0, float(rng.uniform(*LESION_CONTRAST_RANGE)))
         if self.cfg.intensity_augmentation:
             image = self.intensity(image, case.image.shape[0], rng)
+        if self.cfg.modality_dropout > 0 and rng.random() < self.cfg.modality_dropout:  # after: stays blank
+            image = drop_modalities(image, case.image.shape[0])
         if self.cfg.patch_size is not None:
             ph, pw = (min(p, s) for p, s in zip(self.cfg.patch_size, image.shape[1:], strict=True))
             probability = 1.0 if on_lesion else self.cfg.lesion_patch_probability
