@@ -8,11 +8,13 @@ predicting lesion j is no false positive for lesion i, and averages those Dice l
     L = L_global + blob_weight * mean_i (1 - Dice_i),   Dice_i = (2 TP_i + s) / (P_i + |G_i| + s)
 
 with TP_i the probability mass on lesion i, P_i = TP_i + the mass on background pixels, |G_i| its pixel
-count. The paper weights global : blob as 2 : 1 (``blob_weight`` 0.5 after dividing by 2); its
-per-lesion term is the base loss itself, here the Dice part of Dice + BCE (the BCE part is per pixel and
-has no instance imbalance to correct). Lesions are the connected components of each sample's target with
-full connectivity (3x3 in 2D), as lesion-wise F1 counts them (metrics/lesions.py); they are labelled on the
-CPU with scipy.ndimage.
+count. Where this departs from the paper's example code: its per-lesion term is the whole base loss (Dice
++ BCE on the masked output), here only the Dice part (the BCE part is per pixel and has no instance
+imbalance to correct); it averages over each sample's lesions and then over the samples, here over all
+the batch's lesions at once (a sample with many lesions weighs more); and its weights of the two terms
+are settings, here ``blob_weight`` 0.5, chosen before the one run that tried it. Lesions are the
+connected components of each sample's target with full connectivity (3x3 in 2D), as lesion-wise F1
+counts them (metrics/lesions.py); they are labelled on the CPU with scipy.ndimage.
 """
 
 from __future__ import annotations
