@@ -25,21 +25,23 @@ from pathlib import Path
 
 import numpy as np
 from _timing import write_result
-from ms_recipe import REPO, fixed_splits
+from ms_recipe import ENSEMBLES, REPO, fixed_splits
 
 from lesionseg.data.cache import PreprocessCache
 from lesionseg.data.manifest import load_manifest
+from lesionseg.infer.ensemble_file import ENSEMBLE_FILE
 from lesionseg.infer.predictor import Predictor, lesions_of_at_least, load_members
 from lesionseg.metrics.lesions import label_lesions, lesion_detection
 from lesionseg.train.calibrate import MIN_SIZES_MM3, THRESHOLDS, dice
 
-# the shipped recipe's three seeds and the blob loss's two (benchmarks/ms_recipe.py rows)
+# the shipped recipe's three seeds, the blob loss's two and the three seeds' average (ms_recipe.py rows)
 SHIPPED_AND_BLOB = (
     "lesion-contrast-5m",
     "lesion-contrast-5m-seed1",
     "lesion-contrast-5m-seed2",
     "blob-loss-5m",
     "blob-loss-5m-seed1",
+    "ensemble-3x5m",
 )
 SIZE_BINS_MM3 = (0.0, 10.0, 100.0, float("inf"))  # reference lesions: < 10, 10-100, >= 100 mm^3
 
@@ -74,8 +76,13 @@ def fold_grid(row: str, k: int, data: Path, runs: Path) -> list[dict]:
         return json.loads(out.read_text())
     manifest = load_manifest("ms_flair_t1")
     fold = fixed_splits(manifest, runs).folds[k]
-    calibration = json.loads((runs / row / f"fold_{k}" / "calibration.json").read_text())
-    predictor = Predictor(load_members([runs / row / f"fold_{k}" / "best.pt"]), bf16=True)
+    if row in ENSEMBLES:  # the members' fold models, averaged, with the average's own calibration
+        members = [runs / member / f"fold_{k}" / "best.pt" for member in ENSEMBLES[row]]
+        calibration = json.loads((runs / row / f"fold_{k}" / ENSEMBLE_FILE).read_text())
+    else:
+        members = [runs / row / f"fold_{k}" / "best.pt"]
+        calibration = json.loads((runs / row / f"fold_{k}" / "calibration.json").read_text())
+    predictor = Predictor(load_members(members), bf16=True)
     cache = PreprocessCache(runs / "cache")
     scans = []
     for case in (c for c in manifest.cases if c.subject in fold.test):
