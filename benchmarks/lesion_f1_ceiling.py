@@ -30,9 +30,9 @@ from ms_recipe import ENSEMBLES, REPO, fixed_splits
 from lesionseg.data.cache import PreprocessCache
 from lesionseg.data.manifest import load_manifest
 from lesionseg.infer.ensemble_file import ENSEMBLE_FILE
-from lesionseg.infer.predictor import Predictor, lesions_of_at_least, load_members
+from lesionseg.infer.predictor import Predictor, load_members
 from lesionseg.metrics.lesions import label_lesions, lesion_detection
-from lesionseg.train.calibrate import MIN_SIZES_MM3, THRESHOLDS, dice
+from lesionseg.train.calibrate import MIN_SIZES_MM3, THRESHOLDS, dice, size_filtered_masks
 
 # the shipped recipe's three seeds, the blob loss's two and the three seeds' average (ms_recipe.py rows)
 SHIPPED_AND_BLOB = (
@@ -51,7 +51,7 @@ def grid_scores(prob: np.ndarray, ref: np.ndarray, voxel_mm3: float) -> dict[str
     dices = np.zeros((len(THRESHOLDS), len(MIN_SIZES_MM3)))
     f1s = np.zeros_like(dices)
     for i, t in enumerate(THRESHOLDS):
-        for j, mask in enumerate(lesions_of_at_least(prob >= t, voxel_mm3, MIN_SIZES_MM3)):
+        for j, mask in enumerate(size_filtered_masks(prob, t, voxel_mm3, MIN_SIZES_MM3)):
             dices[i, j] = dice(mask, ref)
             f1s[i, j] = lesion_detection(mask, ref).lesion_f1
     return {"dice": dices.tolist(), "lesion_f1": f1s.tolist()}
@@ -90,8 +90,8 @@ def fold_grid(row: str, k: int, data: Path, runs: Path) -> list[dict]:
         _, mean, _ = predictor.predict_preprocessed(pre)
         prob, ref = mean[-1], np.asarray(pre.label) > 0
         voxel_mm3 = float(np.prod(pre.spacing))
-        chosen = lesions_of_at_least(prob >= calibration["threshold"], voxel_mm3,
-                                     (calibration["min_lesion_mm3"],))[0]  # fmt: skip
+        threshold, min_mm3 = calibration["threshold"], calibration["min_lesion_mm3"]
+        chosen = size_filtered_masks(prob, threshold, voxel_mm3, (min_mm3,))[0]
         scans.append(
             {
                 "case": case.id,

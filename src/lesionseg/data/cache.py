@@ -41,6 +41,7 @@ from lesionseg.preprocess.record import RECORD_VERSION, PreprocessRecord
 
 CACHE_FORMAT = 2  # 1: image/mask/label .npy files; 2: one compressed arrays.npz
 ARRAYS = "arrays.npz"
+RELOAD_WAITS_S = (0.0, 0.2, 1.0, 3.0)  # after storing an entry: read it back, waiting this long between tries
 log = logging.getLogger(__name__)
 
 
@@ -178,9 +179,6 @@ class PreprocessCache:
             _replace_dir(tmp, folder)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-
-
-RELOAD_WAITS_S = (0.0, 0.2, 1.0, 3.0)  # after storing an entry: read it back, waiting this long between tries
 
 
 def _damaged(folder: Path, problem: str) -> None:
