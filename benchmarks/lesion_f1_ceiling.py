@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 from _timing import write_result
-from ms_recipe import ENSEMBLES, REPO, fixed_splits
+from ms_recipe import ENSEMBLES, FLIP_TTA, REPO, fixed_splits
 
 from lesionseg.data.cache import PreprocessCache
 from lesionseg.data.manifest import load_manifest
@@ -34,8 +34,12 @@ from lesionseg.infer.predictor import Predictor, load_members
 from lesionseg.metrics.lesions import label_lesions, lesion_detection
 from lesionseg.train.calibrate import MIN_SIZES_MM3, THRESHOLDS, dice, size_filtered_masks
 
-# the shipped recipe's three seeds, the blob loss's two and the three seeds' average (ms_recipe.py rows)
+# the shipped recipe's three seeds (with and without mirroring at test time), the blob loss's two and the
+# three seeds' average (ms_recipe.py rows)
 SHIPPED_AND_BLOB = (
+    "lesion-contrast-5m-tta",
+    "lesion-contrast-5m-seed1-tta",
+    "lesion-contrast-5m-seed2-tta",
     "lesion-contrast-5m",
     "lesion-contrast-5m-seed1",
     "lesion-contrast-5m-seed2",
@@ -82,7 +86,7 @@ def fold_grid(row: str, k: int, data: Path, runs: Path) -> list[dict]:
     else:
         members = [runs / row / f"fold_{k}" / "best.pt"]
         calibration = json.loads((runs / row / f"fold_{k}" / "calibration.json").read_text())
-    predictor = Predictor(load_members(members), bf16=True)
+    predictor = Predictor(load_members(members), bf16=True, flip_tta=row in FLIP_TTA)
     cache = PreprocessCache(runs / "cache")
     scans = []
     for case in (c for c in manifest.cases if c.subject in fold.test):

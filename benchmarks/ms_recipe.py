@@ -48,6 +48,14 @@ Rows:
   minutes on the training and validation subjects together (one more subject, which the held-out test
   subject never is), and that model predicts the test scans: 10 CPU minutes per fold in all. Validation
   cannot judge it (its validation subject is in its training set).
+- ``lesion-contrast-5m-tta`` (and ``-seed1-tta``, ``-seed2-tta``): the same trained models predicting
+  with the left-right mirror image's probabilities averaged in (``predict --tta``), calibrated again on the
+  validation subject with it: no training of their own. It raised every seed's mean calibrated validation
+  Dice (the rule fixed before they ran), so the recipe now ships it (``flip_tta``; the rows that ran
+  before keep it off): ``lesion-contrast-5m-tta`` is the shipped recipe and budget.
+- ``flip-lr-5m`` (and ``-seed1``): the shipped recipe with its training flip mirroring left-right
+  (``flip_axes=rows``) instead of anterior-posterior (the recipe's flip mirrors the second in-plane axis,
+  which on a RAS slice is anterior-posterior); adopted only if it beats the shipped row with both seeds.
 
 Every fold of every row is one job that writes ``runs/ms_recipe/<row>/fold_<k>.json`` when it finishes, so
 an interrupted run resumes where it stopped (a half-trained fold resumes from its last.pt). Run the jobs in
@@ -116,10 +124,12 @@ ROWS: dict[str, list[str]] = {
     "modality-dropout-5m": ["budget_s=300", "lesion_contrast=0.5", "modality_dropout=0.3"],
     "blob-loss-5m": ["budget_s=300", "lesion_contrast=0.5", "loss=dice_bce_blob_loss"],
     "blob-loss-5m-seed1": ["budget_s=300", "lesion_contrast=0.5", "loss=dice_bce_blob_loss", "seed=1"],
+    "flip-lr-5m": ["budget_s=300", "lesion_contrast=0.5", "flip_axes=rows"],
+    "flip-lr-5m-seed1": ["budget_s=300", "lesion_contrast=0.5", "flip_axes=rows", "seed=1"],
 }
 # What the recipe was before it adopted a change: a row that does not set the setting ran before, and keeps
 # the earlier value, so that a rerun reproduces it.
-BEFORE = {"lesion_contrast": "0", "loss": "dice_bce_loss"}
+BEFORE = {"lesion_contrast": "0", "loss": "dice_bce_loss", "flip_axes": "cols", "flip_tta": "false"}
 ROWS = {
     row: [
         *overrides,
@@ -139,7 +149,13 @@ ENSEMBLES: dict[str, list[str]] = {
     "ensemble-2x10m": ["recipe-10m", "recipe-10m-seed1"],
     "ensemble-2x5m": ["recipe-5m", "recipe-5m-seed1"],
     "ensemble-3x5m": ["lesion-contrast-5m", "lesion-contrast-5m-seed1", "lesion-contrast-5m-seed2"],
+    "lesion-contrast-5m-tta": ["lesion-contrast-5m"],
+    "lesion-contrast-5m-seed1-tta": ["lesion-contrast-5m-seed1"],
+    "lesion-contrast-5m-seed2-tta": ["lesion-contrast-5m-seed2"],
 }
+# Test-time augmentation: these "ensembles" predict with the member's model and its left-right mirror
+# image averaged (predict --tta), calibrated again on the validation subject; no training of their own.
+FLIP_TTA = ("lesion-contrast-5m-tta", "lesion-contrast-5m-seed1-tta", "lesion-contrast-5m-seed2-tta")
 # also scored at threshold 0.5 without the size filter
 UNCALIBRATED = (
     "recipe-10m",
@@ -241,11 +257,12 @@ def run_ensemble_fold(row: str, k: int, manifest: Manifest, data: Path, runs: Pa
     members = load_members([runs / member / f"fold_{k}" / "best.pt" for member in ENSEMBLES[row]])
     phase1 = [json.loads((runs / member / f"fold_{k}.json").read_text()) for member in ENSEMBLES[row]]
     out = runs / row / f"fold_{k}"
-    predictor = Predictor(members, bf16=True)
+    tta = row in FLIP_TTA
+    predictor = Predictor(members, bf16=True, flip_tta=tta)
     calibration = calibrate_ensemble(predictor, manifest, data, cache, fold.val, out)
     variants = {
         row: predictor,
-        f"{row}-uncalibrated": Predictor(members, threshold=0.5, min_lesion_mm3=0.0, bf16=True),
+        f"{row}-uncalibrated": Predictor(members, threshold=0.5, min_lesion_mm3=0.0, bf16=True, flip_tta=tta),
     }
     rows = score_test_scans(variants, manifest, fold, data, cache, out, k)
     steps = [f["plan"]["steps"] for f in phase1]

@@ -86,7 +86,7 @@ def peer_lines(per_row: dict[str, list[dict]]) -> list[str]:
     return lines
 
 
-SHIPPED_SEEDS = ("lesion-contrast-5m", "lesion-contrast-5m-seed1", "lesion-contrast-5m-seed2")
+SHIPPED_SEEDS = ("lesion-contrast-5m-tta", "lesion-contrast-5m-seed1-tta", "lesion-contrast-5m-seed2-tta")
 
 
 def seed_lines(per_row: dict[str, list[dict]], rows: tuple[str, ...]) -> list[str]:
@@ -196,6 +196,11 @@ def write_report(runs: Path, results: Path, quick: bool) -> Path:
             "lesion-contrast-5m",
             "lesion-contrast-5m-seed1",
             "lesion-contrast-5m-seed2",
+            "lesion-contrast-5m-tta",
+            "lesion-contrast-5m-seed1-tta",
+            "lesion-contrast-5m-seed2-tta",
+            "flip-lr-5m",
+            "flip-lr-5m-seed1",
             "ensemble-3x5m",
             "lesion-contrast-all-5m",
             "modality-dropout-5m",
@@ -298,6 +303,28 @@ def write_report(runs: Path, results: Path, quick: bool) -> Path:
         "one 5-minute model or the average of three (its members)",
         "the average costs three times the training and the inference; what was done with it: the recipe "
         "section",
+    )
+    lines += choice_lines(
+        fold_files,
+        (
+            "lesion-contrast-5m",
+            "lesion-contrast-5m-tta",
+            "lesion-contrast-5m-seed1",
+            "lesion-contrast-5m-seed1-tta",
+            "lesion-contrast-5m-seed2",
+            "lesion-contrast-5m-seed2-tta",
+        ),
+        total,
+        "left-right mirroring at test time, with each of three training seeds",
+        "it is adopted only if it raises every seed's score",
+    )
+    lines += choice_lines(
+        fold_files,
+        ("lesion-contrast-5m-tta", "flip-lr-5m", "lesion-contrast-5m-seed1-tta", "flip-lr-5m-seed1"),
+        total,
+        "the training flip's axis (anterior-posterior, the shipped recipe's, or left-right), with two "
+        "training seeds",
+        "left-right is adopted only if it beats the shipped recipe with both seeds",
     )
     name = "ms_recipe_quick.md" if quick else "ms_recipe.md"
     return write_result(results / name, "\n".join(lines) + "\n")

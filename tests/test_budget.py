@@ -132,6 +132,45 @@ def test_calibrated_threshold_and_size_are_saved_and_used_by_predict(
     assert (explicit.threshold, explicit.min_lesion_mm3) == (0.42, 7.0)
 
 
+def test_the_mirrored_prediction_is_calibrated_saved_and_used_by_predict(
+    phantom_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lesionseg.train.trainer as trainer
+    from lesionseg.cli.main import main
+
+    mirrored: list[bool] = []
+    original = trainer.predict_volume
+
+    def recording(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        mirrored.append(bool(kwargs.get("flip_tta", False)))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "predict_volume", recording)
+    result = train(phantom_dir, tmp_path / "run", recipe("steps=4", "budget_s=null"))
+    assert True in mirrored  # the recipe calibrates on the mirror-averaged probabilities ...
+    assert Predictor(load_members([result.best])).flip_tta is True  # ... so predict uses them by default
+    assert Predictor(load_members([result.best]), flip_tta=False).flip_tta is False
+    mirrored.clear()
+    plain = train(phantom_dir, tmp_path / "plain", recipe("steps=4", "budget_s=null", "flip_tta=false"))
+    assert mirrored and True not in mirrored
+    assert Predictor(load_members([plain.best])).flip_tta is False
+
+    case = sorted(p for p in phantom_dir.iterdir() if p.is_dir())[0]
+    inputs = [
+        "--model",
+        str(result.best),
+        "--flair",
+        str(case / "flair.nii.gz"),
+        "--t1",
+        str(case / "t1.nii.gz"),
+    ]
+    for flag, expected in (([], True), (["--no-tta"], False)):
+        out = tmp_path / f"out{len(flag)}"
+        assert main(["predict", *inputs, "--out", str(out), *flag]) == 0
+        sidecar = next(out.glob("*_mask.json"))
+        assert json.loads(sidecar.read_text())["tta"] is expected
+
+
 def test_a_third_of_every_batch_is_forced_onto_lesion(phantom_dir: Path, tmp_path: Path) -> None:
     manifest = load_manifest(phantom_dir / "manifest.json")
     cache = PreprocessCache(tmp_path / "cache")

@@ -141,3 +141,39 @@ def test_augmented_copies_never_invent_label_values() -> None:
         for _ in range(10):
             _, out = apply_affine_2d(image, label, sampler(rng))
             assert set(np.unique(out)) <= {0, 1, 4}
+
+
+def test_flips_mirror_the_axis_they_name() -> None:
+    from lesionseg.augment import AffineParams, apply_affine_2d
+
+    image = np.arange(2 * 5 * 4, dtype=np.float32).reshape(2, 5, 4)
+    label = (image[0] % 3 == 0).astype(np.uint8)
+    for params, axes in (
+        (AffineParams(flip_rows=True), (0,)),
+        (AffineParams(flip_cols=True), (1,)),
+        (AffineParams(flip_rows=True, flip_cols=True), (0, 1)),
+    ):
+        out, out_label = apply_affine_2d(image, label, params)
+        np.testing.assert_allclose(out, np.flip(image, axis=tuple(a + 1 for a in axes)), atol=1e-5)
+        np.testing.assert_array_equal(out_label, np.flip(label, axis=axes))
+
+
+def test_lesion_flip_axes_choose_the_flipped_axis_and_cols_keeps_the_earlier_draws() -> None:
+    from lesionseg.augment import sample_lesion_params
+
+    def draws(axes: str) -> list:
+        rng = np.random.default_rng(3)
+        return [sample_lesion_params(rng, axes) for _ in range(200)]
+
+    cols, rows, both = draws("cols"), draws("rows"), draws("both")
+    assert not any(p.flip_rows for p in cols) and not any(p.flip_cols for p in rows)
+    # "rows" flips exactly where "cols" did (the same draws), and the next draw is unchanged by either
+    assert [p.flip_cols for p in cols] == [p.flip_rows for p in rows]
+    assert [p.angle_deg for p in cols] == [p.angle_deg for p in rows]
+    assert 60 < sum(p.flip_rows for p in both) < 140 and 60 < sum(p.flip_cols for p in both) < 140
+    assert any(p.flip_rows and p.flip_cols for p in both) and any(p.flip_rows != p.flip_cols for p in both)
+    rng = np.random.default_rng(3)
+    rotate, scale = rng.random(2) < 0.2  # the draws as they were before flip_axes existed
+    rng.uniform(0.7, 1.4) if scale else None
+    angle = float(rng.uniform(-30, 30)) if rotate else 0.0
+    assert (cols[0].angle_deg, cols[0].flip_cols) == (angle, bool(rng.random() < 0.5))

@@ -16,7 +16,9 @@ class AffineParams:
     angle_deg: float = 0.0
     scale: tuple[float, float] = (1.0, 1.0)  # (rows, cols)
     shear: float = 0.0
-    flip_cols: bool = False  # horizontal flip (left-right)
+    # a training slice is (X, Y) of a RAS volume (a PNG's x = its columns): rows are left-right
+    flip_rows: bool = False  # mirrors X: left-right (a PNG slice's horizontal flip)
+    flip_cols: bool = False  # mirrors Y: anterior-posterior (a PNG slice's vertical flip)
     crop: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)  # fraction cut at top, bottom, left, right
     intensity: float = 1.0
 
@@ -26,12 +28,13 @@ class AffineParams:
 
 def sample_tscnn_params(rng: np.random.Generator) -> AffineParams:
     """TS-CNN row E, as the authors' public code augments: random crop of 0-5 % of height and width (size
-    kept), horizontal flip with probability 0.5, rotation in [-10, 10] degrees, intensity x [0.8, 1.2]."""
+    kept), horizontal (left-right) flip with probability 0.5, rotation in [-10, 10] degrees, intensity
+    x [0.8, 1.2]."""
     ch, cw = rng.uniform(0, 0.05, size=2)
     top, left = rng.uniform(0, 1, size=2)
     return AffineParams(
         angle_deg=float(rng.uniform(-10, 10)),
-        flip_cols=bool(rng.random() < 0.5),
+        flip_rows=bool(rng.random() < 0.5),
         crop=(float(ch * top), float(ch * (1 - top)), float(cw * left), float(cw * (1 - left))),
         intensity=float(rng.uniform(0.8, 1.2)),
     )
@@ -47,16 +50,22 @@ def sample_wmh_params(rng: np.random.Generator) -> AffineParams:
     )
 
 
-def sample_lesion_params(rng: np.random.Generator) -> AffineParams:
+def sample_lesion_params(rng: np.random.Generator, flip_axes: str = "cols") -> AffineParams:
     """The lesion recipe's spatial draw (nnU-Net v2's 2D ranges): rotation U[-30, 30] degrees and isotropic
-    scaling U[0.7, 1.4], each with probability 0.2, and a left-right flip with probability 0.5."""
+    scaling U[0.7, 1.4], each with probability 0.2, and a flip with probability 0.5 of the columns
+    (``flip_axes`` "cols": anterior-posterior), of the rows ("rows": left-right) or of each axis
+    independently ("both", nnU-Net's mirroring)."""
     rotate, scale = rng.random(2) < 0.2
     factor = float(rng.uniform(0.7, 1.4)) if scale else 1.0
-    return AffineParams(
-        angle_deg=float(rng.uniform(-30, 30)) if rotate else 0.0,
-        scale=(factor, factor),
-        flip_cols=bool(rng.random() < 0.5),
-    )
+    angle = float(rng.uniform(-30, 30)) if rotate else 0.0
+    flip = bool(rng.random() < 0.5)  # drawn first for every choice: "cols" repeats the earlier draws exactly
+    if flip_axes == "cols":
+        flip_cols, flip_rows = flip, False
+    elif flip_axes == "rows":
+        flip_cols, flip_rows = False, flip
+    else:
+        flip_cols, flip_rows = flip, bool(rng.random() < 0.5)
+    return AffineParams(angle_deg=angle, scale=(factor, factor), flip_cols=flip_cols, flip_rows=flip_rows)
 
 
 def output_to_input_matrix(params: AffineParams, shape: tuple[int, int]) -> np.ndarray:
@@ -79,6 +88,8 @@ def output_to_input_matrix(params: AffineParams, shape: tuple[int, int]) -> np.n
     undo_flip = np.eye(3)
     if params.flip_cols:
         undo_flip = np.array([[1.0, 0, 0], [0, -1.0, w - 1], [0, 0, 1.0]])
+    if params.flip_rows:
+        undo_flip = np.array([[-1.0, 0, h - 1], [0, 1.0, 0], [0, 0, 1.0]]) @ undo_flip
     top, bottom, left, right = params.crop
     undo_crop = np.array(
         [[1 - top - bottom, 0, top * h], [0, 1 - left - right, left * w], [0, 0, 1.0]]

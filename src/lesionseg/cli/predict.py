@@ -30,7 +30,11 @@ def add_inference_options(parser: argparse.ArgumentParser) -> None:
         help="remove predicted lesions smaller than this (mm^3; default: the model's calibrated value, "
         "else 0)",
     )
-    parser.add_argument("--tta", action="store_true", help="flip test-time augmentation (left-right)")
+    parser.add_argument(
+        "--tta",
+        action=argparse.BooleanOptionalAction,
+        help="left-right flip test-time augmentation (default: as the model's calibration used it)",
+    )
     parser.add_argument("--probabilities", action="store_true", help="also write the lesion probability map")
     parser.add_argument(
         "--uncertainty",

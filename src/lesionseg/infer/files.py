@@ -23,13 +23,14 @@ class InferenceOptions:
 
     ``threshold``: None = the model's own; ``min_lesion_mm3``: drop smaller predicted lesions (None =
     the model's calibrated value, else 0);
-    ``tta``: left-right flip test-time augmentation; ``bf16``: bfloat16 autocast where the CPU supports
-    it (:func:`bf16_supported`); ``device``: "auto" (CUDA when available), "cpu", "cuda", ...
+    ``tta``: left-right flip test-time augmentation (None = as the model was calibrated); ``bf16``:
+    bfloat16 autocast where the CPU supports it (:func:`bf16_supported`); ``device``: "auto" (CUDA when
+    available), "cpu", "cuda", ...
     """
 
     threshold: float | None = None
     min_lesion_mm3: float | None = None  # None: the model's calibrated value
-    tta: bool = False
+    tta: bool | None = None
     bf16: bool = True
     device: str = "auto"
     progress: bool = False  # a progress bar over the slice batches of each case (stderr)

@@ -37,6 +37,7 @@ class Member:
     source: str
     trained_with_mask_files: bool = False
     min_lesion_mm3: float = 0.0  # calibrated on the validation subjects when the trainer did so
+    flip_tta: bool = False  # trained (and calibrated) to predict with its left-right mirror averaged in
 
 
 @dataclass
@@ -62,6 +63,7 @@ def member_from_state(state: dict, source: str = "") -> Member:
         source=source,
         trained_with_mask_files=bool(state.get("trained_with_mask_files", False)),
         min_lesion_mm3=float(state.get("min_lesion_mm3", 0.0)),
+        flip_tta=bool(cfg.get("flip_tta", False)),
     )
 
 
@@ -90,7 +92,7 @@ class Predictor:
         self,
         members: list[Member],
         threshold: float | None = None,
-        flip_tta: bool = False,
+        flip_tta: bool | None = None,
         min_lesion_mm3: float | None = None,
         bf16: bool = False,
         channels_last: bool = False,
@@ -104,8 +106,10 @@ class Predictor:
         path the benchmark compares against. ``crop_to_brain`` runs the network on the brain's bounding box
         only: faster, but not exact (its mask against the full slice's: BENCHMARKS.md, "Speed: inference
         on one whole case"), so it is off by default. ``threshold`` and
-        ``min_lesion_mm3`` default to the first member's saved (calibrated) values. ``device``: "cpu",
-        "cuda" or "auto"; the fused CPU kernels of ``optimize`` are used on the CPU only."""
+        ``min_lesion_mm3`` default to the first member's saved (calibrated) values, ``flip_tta`` (average
+        in the left-right mirror image's prediction) to its config's, which its calibration used.
+        ``device``: "cpu", "cuda" or "auto"; the fused CPU kernels of ``optimize`` are used on the CPU
+        only."""
         from lesionseg.infer.optimize import prepare_for_inference
         from lesionseg.nets.device import resolve_device
 
@@ -120,7 +124,8 @@ class Predictor:
         self.members = members
         self.threshold = members[0].threshold if threshold is None else threshold
         self.min_lesion_mm3 = members[0].min_lesion_mm3 if min_lesion_mm3 is None else min_lesion_mm3
-        self.flip_tta, self.progress = flip_tta, progress
+        self.flip_tta = members[0].flip_tta if flip_tta is None else flip_tta
+        self.progress = progress
         self.bf16, self.channels_last, self.batch_size = bf16, channels_last, batch_size
 
     @property

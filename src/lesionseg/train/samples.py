@@ -112,7 +112,7 @@ class SliceBatcher:
         if self.cfg.augmentation == "tscnn":
             params = sample_tscnn_params(rng)
         elif self.cfg.augmentation == "lesion":
-            params = sample_lesion_params(rng)
+            params = sample_lesion_params(rng, self.cfg.flip_axes)
         if params is not None:
             image, label = apply_affine_2d(image, label, params)
         if self.cfg.lesion_contrast > 0 and rng.random() < self.cfg.lesion_contrast:

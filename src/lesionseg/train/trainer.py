@@ -328,6 +328,7 @@ class Trainer:
                     np.asarray(case.mask),
                     self.cfg.context_slices,
                     bf16=self.cfg.bf16,
+                    flip_tta=self.cfg.flip_tta,
                     device=self.device,
                 )
             ),
