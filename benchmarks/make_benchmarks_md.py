@@ -33,7 +33,10 @@ SECTIONS = [
     ("TS-CNN on its authors' neonatal PWML slices (tscnn_pwml_test)", RESULTS / "pwml.md"),
     ("Claims: each paper's claims as verdicts (CPU)", RESULTS / "claims.md"),
     ("Claims: what the runs show", PROSE / "claims.md"),
-    ("Claims probe: the WMH rows at 5 CPU minutes per model, one seed", RESULTS / "claims_5m.md"),
+    (
+        "Claims at 5 CPU minutes per model: WMH (3 seeds, its verdicts) and PixelNet (one seed)",
+        RESULTS / "claims_5m.md",
+    ),
     ("Claims on the GPU machine (paper profile)", RESULTS / "claims_gpu.md"),
     ("TS-CNN on the PWML slices: threshold 0.5 against 0.7", RESULTS / "pwml_threshold.md"),
     ("Changes from the papers (CPU profile)", PROSE / "paper_changes.md"),

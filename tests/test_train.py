@@ -167,13 +167,14 @@ def test_lesion_flip_axes_choose_the_flipped_axis_and_cols_keeps_the_earlier_dra
 
     cols, rows, both = draws("cols"), draws("rows"), draws("both")
     assert not any(p.flip_rows for p in cols) and not any(p.flip_cols for p in rows)
-    # "rows" flips exactly where "cols" did (the same draws), and the next draw is unchanged by either
+    # "rows" flips exactly where "cols" did, from the same draws; the other parameters are the same
     assert [p.flip_cols for p in cols] == [p.flip_rows for p in rows]
     assert [p.angle_deg for p in cols] == [p.angle_deg for p in rows]
     assert 60 < sum(p.flip_rows for p in both) < 140 and 60 < sum(p.flip_cols for p in both) < 140
     assert any(p.flip_rows and p.flip_cols for p in both) and any(p.flip_rows != p.flip_cols for p in both)
     rng = np.random.default_rng(3)
     rotate, scale = rng.random(2) < 0.2  # the draws as they were before flip_axes existed
-    rng.uniform(0.7, 1.4) if scale else None
+    if scale:
+        rng.uniform(0.7, 1.4)
     angle = float(rng.uniform(-30, 30)) if rotate else 0.0
     assert (cols[0].angle_deg, cols[0].flip_cols) == (angle, bool(rng.random() < 0.5))
