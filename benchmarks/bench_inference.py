@@ -451,14 +451,13 @@ def main() -> None:
     )
     single, ensemble = median(times["optimised"]), median(times["ensemble-optimised"])
     single_nc = median(times["optimised-no-crop"])
-    member_tta = load_members([model])[0].flip_tta
     targets = [
         f"- one model, optimised: {single:.2f} s (target <= {TARGET_SINGLE_S:.0f} s: "
         f"{'MET' if single <= TARGET_SINGLE_S else 'MISSED'}); without the crop {single_nc:.2f} s "
         f"({'MET' if single_nc <= TARGET_SINGLE_S else 'MISSED'})",
         f"- ensemble of {args.ensemble}, optimised (no crop): {ensemble:.2f} s "
         f"(target <= {TARGET_ENSEMBLE_S:.0f} s: {'MET' if ensemble <= TARGET_ENSEMBLE_S else 'MISSED'})",
-        f"- mirroring at test time: the model's default is {'on' if member_tta else 'off'}; optimised, no "
+        f"- mirroring at test time: the model's default is {'on' if ours.flip_tta else 'off'}; optimised, no "
         f"crop, with it {single_nc:.2f} s and without it {median(times['optimised-no-tta']):.2f} s",
         f"- measured with {threads} torch thread(s) at load {load_start} (start) / {load_end} (end)",
     ]

@@ -149,13 +149,12 @@ ENSEMBLES: dict[str, list[str]] = {
     "ensemble-2x10m": ["recipe-10m", "recipe-10m-seed1"],
     "ensemble-2x5m": ["recipe-5m", "recipe-5m-seed1"],
     "ensemble-3x5m": ["lesion-contrast-5m", "lesion-contrast-5m-seed1", "lesion-contrast-5m-seed2"],
-    "lesion-contrast-5m-tta": ["lesion-contrast-5m"],
-    "lesion-contrast-5m-seed1-tta": ["lesion-contrast-5m-seed1"],
-    "lesion-contrast-5m-seed2-tta": ["lesion-contrast-5m-seed2"],
 }
-# Test-time augmentation: these "ensembles" predict with the member's model and its left-right mirror
-# image averaged (predict --tta), calibrated again on the validation subject; no training of their own.
-FLIP_TTA = ("lesion-contrast-5m-tta", "lesion-contrast-5m-seed1-tta", "lesion-contrast-5m-seed2-tta")
+# Test-time augmentation: these one-member "ensembles" predict with the member's model and its left-right
+# mirror image averaged (predict --tta), calibrated again on the validation subject; no training of their
+# own.
+FLIP_TTA = tuple(f"{member}-tta" for member in ENSEMBLES["ensemble-3x5m"])
+ENSEMBLES.update({row: [row.removesuffix("-tta")] for row in FLIP_TTA})
 # also scored at threshold 0.5 without the size filter
 UNCALIBRATED = (
     "recipe-10m",
