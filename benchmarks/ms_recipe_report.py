@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 from _timing import write_result
-from ms_recipe import ENSEMBLES, FLIP_TTA, METRICS, REFIT, ROWS, UNCALIBRATED
+from ms_recipe import ENSEMBLES, METRICS, REFIT, ROWS, SEEDS_TTA, UNCALIBRATED
 
 from lesionseg.nets.checkpoint import load_checkpoint
 
@@ -86,7 +86,7 @@ def peer_lines(per_row: dict[str, list[dict]]) -> list[str]:
     return lines
 
 
-SHIPPED_SEEDS = FLIP_TTA  # the shipped recipe (mirroring at test time) with training seeds 0, 1 and 2
+SHIPPED_SEEDS = SEEDS_TTA  # the shipped recipe (mirroring at test time) with training seeds 0, 1 and 2
 
 
 def seed_lines(per_row: dict[str, list[dict]], rows: tuple[str, ...]) -> list[str]:

@@ -154,6 +154,9 @@ def test_the_mirrored_prediction_is_calibrated_saved_and_used_by_predict(
     plain = train(phantom_dir, tmp_path / "plain", recipe("steps=4", "budget_s=null", "flip_tta=false"))
     assert mirrored and True not in mirrored
     assert Predictor(load_members([plain.best])).flip_tta is False
+    with pytest.raises(LesionsegError, match="test-time mirroring"):  # members that disagree: no default
+        Predictor(load_members([result.best, plain.best]))
+    assert Predictor(load_members([result.best, plain.best]), flip_tta=False).flip_tta is False
 
     case = sorted(p for p in phantom_dir.iterdir() if p.is_dir())[0]
     inputs = [

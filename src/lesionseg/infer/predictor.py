@@ -107,7 +107,8 @@ class Predictor:
         only: faster, but not exact (its mask against the full slice's: BENCHMARKS.md, "Speed: inference
         on one whole case"), so it is off by default. ``threshold`` and
         ``min_lesion_mm3`` default to the first member's saved (calibrated) values, ``flip_tta`` (average
-        in the left-right mirror image's prediction) to its config's, which its calibration used.
+        in the left-right mirror image's prediction) to the members' configs', which their calibration
+        used (members that disagree must be given one).
         ``device``: "cpu", "cuda" or "auto"; the fused CPU kernels of ``optimize`` are used on the CPU
         only."""
         from lesionseg.infer.optimize import prepare_for_inference
@@ -124,6 +125,13 @@ class Predictor:
         self.members = members
         self.threshold = members[0].threshold if threshold is None else threshold
         self.min_lesion_mm3 = members[0].min_lesion_mm3 if min_lesion_mm3 is None else min_lesion_mm3
+        if flip_tta is None and len({m.flip_tta for m in members}) > 1:
+            mirrored = next(m for m in members if m.flip_tta != members[0].flip_tta)
+            raise LesionsegError(
+                f"ensemble member differs from {members[0].source} in test-time mirroring (flip_tta); "
+                "choose one with --tta or --no-tta",
+                mirrored.source,
+            )
         self.flip_tta = members[0].flip_tta if flip_tta is None else flip_tta
         self.progress = progress
         self.bf16, self.channels_last, self.batch_size = bf16, channels_last, batch_size
