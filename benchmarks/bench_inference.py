@@ -64,14 +64,24 @@ TARGET_SINGLE_S, TARGET_ENSEMBLE_S, DICE_TOLERANCE = 3.0, 8.0, 0.005
 
 # ----------------------------------------------------------------------------------------- models
 def default_model() -> Path:
-    """The bundled model when the package has it, else the quick checkpoint of train_bundled_model.py."""
+    """The bundled model when the package has it, else the quick one of train_bundled_model.py."""
     from lesionseg.errors import LesionsegError
     from lesionseg.models import bundled_model_path
 
     try:
         return bundled_model_path()
     except LesionsegError:
-        return REPO / "runs" / "bundled" / "wmh_ms_flair_t1_quick.pt"
+        return REPO / "runs" / "bundled" / "quick" / "wmh_ms_flair_t1"
+
+
+def model_networks(model: Path, ensemble: int) -> tuple[Path, list[Path]]:
+    """The single-network rows' checkpoint (a model folder's first network) and the ensemble rows'
+    checkpoints: the folder's networks when it holds several (the bundled model: the rows time exactly
+    what ``predict`` runs), else the one checkpoint ``ensemble`` times."""
+    from lesionseg.infer.ensemble_file import expand_model_folders
+
+    networks = expand_model_folders([model])
+    return networks[0], (networks if len(networks) > 1 else networks * ensemble)
 
 
 class MonaiSlices(torch.nn.Module):
@@ -162,12 +172,16 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 
 def make_predictor(kind: str, model: Path, args: argparse.Namespace, monai_base: int | None = None):  # noqa: ANN201
     """kind: plain | optimised | optimised-no-crop | optimised-no-tta | io-only | monai-plain |
-    monai-optimised | ensemble-plain | ensemble-optimised. Every kind but optimised-no-tta mirrors at test
-    time when the model was calibrated so (the Predictor's default)."""
+    monai-optimised | ensemble-plain | ensemble-optimised (``model_networks``). Every kind but
+    optimised-no-tta mirrors at test time when the model was calibrated so (the Predictor's default); the
+    ensemble kinds use an ensemble's own saved threshold and minimum lesion size, as ``predict`` does."""
+    from lesionseg.infer.ensemble_file import saved_ensemble_calibration
     from lesionseg.infer.predictor import Predictor, load_members
 
     bf16 = args.bf16
-    paths = [model] * (args.ensemble if kind.startswith("ensemble") else 1)
+    single, networks = model_networks(model, args.ensemble)
+    paths = networks if kind.startswith("ensemble") else [single]
+    saved = saved_ensemble_calibration(paths) or (None, None)
     members = load_members(paths)
     if kind.startswith("monai"):
         assert monai_base is not None
@@ -179,6 +193,8 @@ def make_predictor(kind: str, model: Path, args: argparse.Namespace, monai_base:
     crop = kind in ("optimised", "monai-optimised")  # the ensemble runs the Predictor's default: no crop
     return Predictor(
         members,
+        threshold=saved[0],
+        min_lesion_mm3=saved[1],
         optimize=optimised,
         bf16=optimised and bf16,
         channels_last=optimised,
@@ -364,7 +380,8 @@ def main() -> None:
     print(f"threads {threads}, load {load_start}", file=sys.stderr)
     paths = case_paths(args.data)
     model = args.model or default_model()
-    ours = load_members([model])[0]
+    single, networks = model_networks(model, args.ensemble)
+    ours = load_members([single])[0]
     in_channels = len(ours.channel_names)
     size = tuple(ours.preprocess.target_size or (160, 192))
     monai = matched_monai(ours.model, in_channels, size, args.monai_match)
@@ -391,7 +408,7 @@ def main() -> None:
         times, written = interleaved(variants, args.repeats)
         masks = {k: np.asarray(read_volume(p).array) for k, p in written.items()}
     gold = np.asarray(read_volume(paths["gold"]).array) if paths["gold"].is_file() else None
-    net_table, notes = network_table(model, monai, args, paths)
+    net_table, notes = network_table(single, monai, args, paths)
     memory = (
         {}
         if args.skip_memory
@@ -399,6 +416,10 @@ def main() -> None:
     )
     load_end = load_average()
 
+    own = len(set(networks)) > 1
+    ensemble_name = f"ensemble of {len(networks)}" + (
+        " (the model's own networks: what predict runs)" if own else " (one network repeated)"
+    )
     labels = {
         "plain": "ours, plain (fp32 NCHW eager, no folding, no crop)",
         "optimised": "ours, optimised + brain-window crop (Predictor crop_to_brain=True, opt-in)",
@@ -407,8 +428,8 @@ def main() -> None:
         "io-only": "I/O + preprocessing only (network replaced by zeros)",
         "monai-plain": f"MONAI UNet c={monai.base}, plain",
         "monai-optimised": f"MONAI UNet c={monai.base}, optimised path (bf16 + channels_last + crop)",
-        "ensemble-plain": f"ensemble of {args.ensemble}, plain",
-        "ensemble-optimised": f"ensemble of {args.ensemble}, optimised (Predictor default, no crop)",
+        "ensemble-plain": f"{ensemble_name}, plain",
+        "ensemble-optimised": f"{ensemble_name}, optimised (Predictor default, no crop)",
     }
     reference = {"ensemble-optimised": "ensemble-plain", "monai-optimised": "monai-plain"}
     rows = []
@@ -455,7 +476,7 @@ def main() -> None:
         f"- one model, optimised: {single:.2f} s (target <= {TARGET_SINGLE_S:.0f} s: "
         f"{'MET' if single <= TARGET_SINGLE_S else 'MISSED'}); without the crop {single_nc:.2f} s "
         f"({'MET' if single_nc <= TARGET_SINGLE_S else 'MISSED'})",
-        f"- ensemble of {args.ensemble}, optimised (no crop): {ensemble:.2f} s "
+        f"- {ensemble_name}, optimised (no crop): {ensemble:.2f} s "
         f"(target <= {TARGET_ENSEMBLE_S:.0f} s: {'MET' if ensemble <= TARGET_ENSEMBLE_S else 'MISSED'})",
         f"- mirroring at test time: the model's default is {'on' if ours.flip_tta else 'off'}; optimised, no "
         f"crop, with it {single_nc:.2f} s and without it {median(times['optimised-no-tta']):.2f} s",
@@ -470,13 +491,13 @@ def main() -> None:
                 [labels[kind], f"{m['peak_mb']:.0f}", f"{m['peak_mb'] - m['after_imports_mb']:.0f}"]
             )
     mem_table = markdown_table(["fresh process, one case", "peak RSS MiB", "above imports MiB"], mem_rows)
-    member = load_members([model])[0]
     from lesionseg.nets.checkpoint import load_checkpoint
 
-    state = load_checkpoint(model)
+    state = load_checkpoint(single)
     trained = state.get("trained", {})
     facts = [
-        f"- model: `{Path(model).relative_to(REPO) if Path(model).is_relative_to(REPO) else model}` "
+        f"- model: `{Path(model).relative_to(REPO) if Path(model).is_relative_to(REPO) else model}`; the "
+        f"single-network rows run `{Path(single).name if single == model else single.relative_to(model)}` "
         f"({ours.model.__class__.__name__}, {parameters_m(ours.model):.3f} M parameters, "
         f"{gflops(ours.model, in_channels, size):.2f} GFLOPs per {size[0]} x {size[1]} slice; "
         f"epoch {state.get('epoch')}, best validation Dice {state.get('best_metric', float('nan')):.3f}, "
@@ -487,7 +508,7 @@ def main() -> None:
         f"- case: `{CASE}` (FLAIR + T1, {tuple(masks['plain'].shape)}), preprocessed to "
         f"{size[0]} x {size[1]} in-plane, batch {args.batch}; bf16 {'on' if args.bf16 else 'off'}; "
         f"{args.repeats} interleaved rounds after one warm-up round; preprocessing "
-        f"{member.preprocess.normalize} z-score, crop to brain",
+        f"{ours.preprocess.normalize} z-score, crop to brain",
     ]
     text = "\n\n".join(
         [

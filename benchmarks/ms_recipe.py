@@ -59,8 +59,8 @@ Rows:
   It lost with seed 0, so seed 1 was not run.
 - ``ensemble-3x5m-tta``: ``ensemble-3x5m`` (the three seeds averaged) with each member's mirror image
   averaged in, calibrated again on the validation subject: 15 CPU minutes of training per fold, six network
-  passes per slice. Whether the bundled model ships one model or this average is decided by the mean
-  calibrated validation Dice over the folds against ``lesion-contrast-5m-tta``, never by the test scans.
+  passes per slice. It scored above each of its networks on validation, and it is the bundled model's
+  recipe (BENCHMARKS.md, recipe section, says how that was decided).
 
 Every fold of every row is one job that writes ``runs/ms_recipe/<row>/fold_<k>.json`` when it finishes, so
 an interrupted run resumes where it stopped (a half-trained fold resumes from its last.pt). Run the jobs in

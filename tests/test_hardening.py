@@ -31,7 +31,7 @@ from lesionseg.nets.checkpoint import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-BUNDLED = REPO / "src" / "lesionseg" / "models" / "wmh_ms_flair_t1.pt"
+BUNDLED = REPO / "src" / "lesionseg" / "models" / "wmh_ms_flair_t1" / "seed_0" / "best.pt"  # one network
 
 
 def tiny_state(**extra: object) -> dict:

@@ -9,6 +9,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 
 from lesionseg.cli.main import main
 from lesionseg.config.train import resolve_train_config
@@ -167,6 +168,20 @@ def test_onnx_export_gives_the_same_mask(tiny_models: list[Path], phantom_dir: P
     assert np.abs(torch_pred.probability.array - onnx_pred.probability.array).max() < 1e-4
 
 
+def test_the_bundled_model_is_three_mirrored_networks_with_their_average_calibration() -> None:
+    from lesionseg.infer.ensemble_file import ENSEMBLE_FILE, read_ensemble_file
+    from lesionseg.infer.files import load_predictor
+    from lesionseg.models import bundled_model_path
+
+    saved = read_ensemble_file(bundled_model_path() / ENSEMBLE_FILE)
+    predictor = load_predictor()  # what predict and segment use when no --model is given
+    assert len(predictor.members) == 3 and predictor.flip_tta
+    assert {m.source for m in predictor.members} == {str(p) for p in saved["members"]}
+    assert (predictor.threshold, predictor.min_lesion_mm3) == (saved["threshold"], saved["min_lesion_mm3"])
+    first, *others = [next(iter(m.model.state_dict().values())) for m in predictor.members]
+    assert not any(torch.equal(first, other) for other in others)  # three trainings, not one copied
+
+
 def test_segment_with_the_bundled_model_lines_up_with_the_flair(phantom_dir: Path, tmp_path: Path) -> None:
     from lesionseg.models import bundled_model_path
 
@@ -199,8 +214,6 @@ def test_segment_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFix
 def test_slices_the_network_skips_are_background(outputs: int) -> None:
     """Slices without brain (and the margin outside a crop window) are background: lesion probability 0 and,
     for softmax outputs, class probabilities that still sum to 1."""
-    import torch
-
     from lesionseg.infer.slicewise import foreground_probability as foreground
     from lesionseg.infer.slicewise import predict_volume
 
