@@ -380,8 +380,8 @@ def main() -> None:
     print(f"threads {threads}, load {load_start}", file=sys.stderr)
     paths = case_paths(args.data)
     model = args.model or default_model()
-    single, networks = model_networks(model, args.ensemble)
-    ours = load_members([single])[0]
+    network, networks = model_networks(model, args.ensemble)
+    ours = load_members([network])[0]
     in_channels = len(ours.channel_names)
     size = tuple(ours.preprocess.target_size or (160, 192))
     monai = matched_monai(ours.model, in_channels, size, args.monai_match)
@@ -408,7 +408,7 @@ def main() -> None:
         times, written = interleaved(variants, args.repeats)
         masks = {k: np.asarray(read_volume(p).array) for k, p in written.items()}
     gold = np.asarray(read_volume(paths["gold"]).array) if paths["gold"].is_file() else None
-    net_table, notes = network_table(single, monai, args, paths)
+    net_table, notes = network_table(network, monai, args, paths)
     memory = (
         {}
         if args.skip_memory
@@ -493,11 +493,11 @@ def main() -> None:
     mem_table = markdown_table(["fresh process, one case", "peak RSS MiB", "above imports MiB"], mem_rows)
     from lesionseg.nets.checkpoint import load_checkpoint
 
-    state = load_checkpoint(single)
+    state = load_checkpoint(network)
     trained = state.get("trained", {})
     facts = [
         f"- model: `{Path(model).relative_to(REPO) if Path(model).is_relative_to(REPO) else model}`; the "
-        f"single-network rows run `{Path(single).name if single == model else single.relative_to(model)}` "
+        f"single-network rows run `{Path(network).name if network == model else network.relative_to(model)}` "
         f"({ours.model.__class__.__name__}, {parameters_m(ours.model):.3f} M parameters, "
         f"{gflops(ours.model, in_channels, size):.2f} GFLOPs per {size[0]} x {size[1]} slice; "
         f"epoch {state.get('epoch')}, best validation Dice {state.get('best_metric', float('nan')):.3f}, "

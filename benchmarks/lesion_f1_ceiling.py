@@ -34,9 +34,10 @@ from lesionseg.infer.predictor import Predictor, load_members
 from lesionseg.metrics.lesions import label_lesions, lesion_detection
 from lesionseg.train.calibrate import MIN_SIZES_MM3, THRESHOLDS, dice, size_filtered_masks
 
-# the shipped recipe's three seeds (with and without mirroring at test time), the blob loss's two and the
-# three seeds' average (ms_recipe.py rows)
+# the bundled model's recipe (the three seeds averaged, mirrored), the three seeds alone (with and without
+# mirroring at test time), the blob loss's two and the three seeds' average unmirrored (ms_recipe.py rows)
 SHIPPED_AND_BLOB = (
+    "ensemble-3x5m-tta",
     "lesion-contrast-5m-tta",
     "lesion-contrast-5m-seed1-tta",
     "lesion-contrast-5m-seed2-tta",
