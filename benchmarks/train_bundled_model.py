@@ -111,9 +111,9 @@ def main() -> None:
     staging.rename(target)
     trained["cpu_minutes_this_run"] = round((time.process_time() - cpu0) / 60, 1)
     trained["wall_minutes"] = round((time.monotonic() - wall0) / 60, 1)
-    name = "bundled_model_training_quick.json" if args.quick else "bundled_model_training.json"
     summary = {**trained, "ensemble_calibration": asdict(calibration), "members": per_seed}
-    (REPO / "benchmarks" / "results" / name).write_text(json.dumps(summary, indent=2) + "\n")
+    results = out if args.quick else REPO / "benchmarks" / "results"  # a quick run's stays in runs/
+    (results / "bundled_model_training.json").write_text(json.dumps(summary, indent=2) + "\n")
     size = sum(p.stat().st_size for p in target.rglob("*.pt")) / 1e6
     print(f"wrote {target} ({size:.1f} MB, {len(paths)} networks); calibration {asdict(calibration)}")
 
