@@ -170,17 +170,19 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if total == 0 else 2.0 * int(np.logical_and(a, b).sum()) / total
 
 
-def make_predictor(kind: str, model: Path, args: argparse.Namespace, monai_base: int | None = None):  # noqa: ANN201
+def make_predictor(  # noqa: ANN201
+    kind: str, networks: tuple[Path, list[Path]], args: argparse.Namespace, monai_base: int | None = None
+):
     """kind: plain | optimised | optimised-no-crop | optimised-no-tta | io-only | monai-plain |
-    monai-optimised | ensemble-plain | ensemble-optimised (``model_networks``). Every kind but
+    monai-optimised | ensemble-plain | ensemble-optimised; ``networks``: ``model_networks``. Every kind but
     optimised-no-tta mirrors at test time when the model was calibrated so (the Predictor's default); the
     ensemble kinds use an ensemble's own saved threshold and minimum lesion size, as ``predict`` does."""
     from lesionseg.infer.ensemble_file import saved_ensemble_calibration
     from lesionseg.infer.predictor import Predictor, load_members
 
     bf16 = args.bf16
-    single, networks = model_networks(model, args.ensemble)
-    paths = networks if kind.startswith("ensemble") else [single]
+    single, ensemble = networks
+    paths = ensemble if kind.startswith("ensemble") else [single]
     saved = saved_ensemble_calibration(paths) or (None, None)
     members = load_members(paths)
     if kind.startswith("monai"):
@@ -213,7 +215,7 @@ def rss_probe(args: argparse.Namespace) -> None:
 
     baseline = current_rss_mb()
     model = Path(args.model) if args.model else default_model()
-    predictor = make_predictor(args.rss_probe, model, args, args.monai_base)
+    predictor = make_predictor(args.rss_probe, model_networks(model, args.ensemble), args, args.monai_base)
     with tempfile.TemporaryDirectory() as tmp:
         run_case(predictor, case_paths(Path(args.data)), Path(tmp))
     print(json.dumps({"after_imports_mb": baseline, "peak_mb": peak_rss_mb()}))
@@ -398,7 +400,8 @@ def main() -> None:
     ]
     setup_times, predictors = {}, {}
     for kind in kinds:
-        seconds, predictors[kind] = timed_once(lambda k=kind: make_predictor(k, model, args, monai.base))
+        make = lambda k=kind: make_predictor(k, (network, networks), args, monai.base)  # noqa: E731
+        seconds, predictors[kind] = timed_once(make)
         setup_times[kind] = seconds
     with tempfile.TemporaryDirectory() as tmp:
         outs = {kind: Path(tmp) / kind for kind in kinds}

@@ -160,7 +160,7 @@ ENSEMBLES: dict[str, list[str]] = {
 SEEDS_TTA = tuple(f"{member}-tta" for member in ENSEMBLES["ensemble-3x5m"])
 ENSEMBLES.update({row: [row.removesuffix("-tta")] for row in SEEDS_TTA})
 # The three seeds averaged, each with its mirror image (six passes per slice), calibrated on validation.
-ENSEMBLES["ensemble-3x5m-tta"] = ENSEMBLES["ensemble-3x5m"]
+ENSEMBLES["ensemble-3x5m-tta"] = list(ENSEMBLES["ensemble-3x5m"])
 FLIP_TTA = (*SEEDS_TTA, "ensemble-3x5m-tta")
 # also scored at threshold 0.5 without the size filter
 UNCALIBRATED = (

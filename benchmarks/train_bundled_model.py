@@ -97,8 +97,9 @@ def main() -> None:
     shutil.rmtree(staging, ignore_errors=True)
     paths, per_seed = [], {}
     for seed, (_, result) in members.items():
-        spent = round(float(load_checkpoint(result.best).get("spent_s", 0.0)) / 60, 1)  # the budget clock
-        shipped = shipped_state(result.best, {**trained, "seed": seed, "train_cpu_minutes": spent})
+        shipped = shipped_state(result.best, {**trained, "seed": seed})
+        spent = round(float(shipped.get("spent_s", 0.0)) / 60, 1)  # the budget clock
+        shipped["trained"]["train_cpu_minutes"] = spent
         paths.append(save_checkpoint(shipped, staging / f"seed_{seed}" / "best.pt"))
         per_seed[f"seed_{seed}"] = {
             "history": result.history,
