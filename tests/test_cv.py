@@ -10,6 +10,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 
 from lesionseg.cli.main import main
 from lesionseg.config.train import method_names
@@ -150,3 +151,49 @@ def test_a_trained_ensemble_saves_its_own_calibration_and_predict_uses_it(
     (out / ENSEMBLE_FILE).write_text("{not json")
     with pytest.raises(LesionsegError, match=ENSEMBLE_FILE):
         load_predictor([out])
+
+
+def test_seeds_train_one_network_each_and_calibrate_their_average(
+    phantom_dir: Path, cache_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """`--seeds 0 1` (the bundled model's way: one recipe, several seeds, averaged): one network per seed,
+    each with its own seed in its config, the average calibrated on validation and read back by predict
+    from the folder; cv keeps each fold's networks apart in the same way; a repeated seed is refused."""
+    from lesionseg.infer.ensemble_file import ENSEMBLE_FILE
+    from lesionseg.infer.files import load_predictor
+
+    sets = [a for s in TINY for a in ("--set", s)]
+    data = [
+        "--manifest",
+        str(phantom_dir / "manifest.json"),
+        "--root",
+        str(phantom_dir),
+        "--cache",
+        str(cache_dir),
+    ]
+    out = tmp_path / "seeds"
+    assert main(["train", *data, "--seeds", "0", "1", "--out", str(out), "--quiet", *sets]) == 0
+    members = sorted(out.glob("seed_*/best.pt"))
+    assert [m.parent.name for m in members] == ["seed_0", "seed_1"]
+    assert [json.loads((m.parent / "config.json").read_text())["seed"] for m in members] == [0, 1]
+    weights = [torch.load(m, weights_only=True)["model"] for m in members]
+    assert any(not torch.equal(weights[0][k], weights[1][k]) for k in weights[0])  # two networks, not one
+    saved = json.loads((out / ENSEMBLE_FILE).read_text())
+    predictor = load_predictor([out])
+    assert len(predictor.members) == 2
+    assert (predictor.threshold, predictor.min_lesion_mm3) == (saved["threshold"], saved["min_lesion_mm3"])
+
+    cv_out = tmp_path / "cv"
+    args = ["cv", *data, "--seeds", "0", "1", "--folds", "3", "--out", str(cv_out), "--quiet"]
+    assert main([*args, "--only-fold", "0", *sets]) == 0
+    assert sorted(p.parent.name for p in (cv_out / "fold_0").glob("*/best.pt")) == [
+        "lesion-unet_seed_0",
+        "lesion-unet_seed_1",
+    ]
+    assert (cv_out / "fold_0" / ENSEMBLE_FILE).is_file()
+    assert json.loads((cv_out / "summary.json").read_text())["seeds"] == [0, 1]
+
+    bad = ["train", *data, "--seeds", "2", "2", "--out", str(tmp_path / "x"), "--quiet", *sets]
+    assert main(bad) != 0
+    assert "--seeds repeats a seed (2 2)" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

@@ -45,7 +45,17 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--config", type=Path, help="JSON file of TrainConfig values")
     add_set_option(parser)
-    parser.add_argument("--seed", type=int, help="random seed (default: the config's)")
+    seed = parser.add_mutually_exclusive_group()
+    seed.add_argument("--seed", type=int, help="random seed (default: the config's)")
+    seed.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        metavar="S",
+        help="train one network per seed and average them: an ensemble of seeds (the bundled model is "
+        "lesion-unet with --seeds 0 1 2 --budget 5m), whose threshold and minimum lesion size are chosen "
+        "on the validation subjects for the average; the first seed draws the split",
+    )
     parser.add_argument(
         "--budget",
         "--time-budget",
@@ -73,7 +83,8 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
 
 
 def member_configs(args: argparse.Namespace) -> list:
-    """The resolved TrainConfig of each model the method trains (several for an ensemble)."""
+    """The resolved TrainConfig of each model the method trains: several for an ensemble method, and one
+    per seed of ``--seeds`` for each of them (all averaged as one model)."""
     from lesionseg.config.train import ensemble_members, resolve_train_config
 
     config_file = None
@@ -93,8 +104,15 @@ def member_configs(args: argparse.Namespace) -> list:
         overrides.append(f"device={args.device}")
     from lesionseg.train.options import check_options
 
+    seeds = getattr(args, "seeds", None) or [None]
+    if len(set(seeds)) != len(seeds):
+        listed = " ".join(map(str, seeds))
+        raise LesionsegError(f"--seeds repeats a seed ({listed}): each network needs its own")
+    per_seed = [[f"seed={s}"] if s is not None else [] for s in seeds]
     configs = [
-        resolve_train_config(m, args.profile, config_file, overrides) for m in ensemble_members(args.method)
+        resolve_train_config(m, args.profile, config_file, [*overrides, *seed])
+        for m in ensemble_members(args.method)
+        for seed in per_seed
     ]
     for cfg in configs:
         check_options(cfg)  # unknown network/loss options: a one-line error before any preprocessing

@@ -1,4 +1,5 @@
-"""``lesionseg train``: train one model (or each member of an ensemble method)."""
+"""``lesionseg train``: train one model (or each member of an ensemble method, or one network per seed of
+``--seeds``: all averaged as one model, ``predict --model OUT``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lesionseg.cli.options import add_training_options, member_configs
+from lesionseg.config.train import member_folder
 
 if TYPE_CHECKING:
     from lesionseg.data.cache import PreprocessCache
@@ -45,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     configs = member_configs(args)
     resolve_device(configs[0].device)  # a one-line error for cuda without CUDA, before any work
     for cfg in configs:
-        out = args.out / cfg.method if len(configs) > 1 else args.out
+        out = args.out / member_folder(cfg, configs)
         earlier = [p for p in (out / "best.pt", out / "last.pt") if p.exists()]
         if earlier and not (args.resume or args.overwrite):
             raise LesionsegError(
@@ -82,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     rank, _ = distributed.rank_and_world()
     checkpoints = []
     for cfg in configs:
-        out = args.out / cfg.method if len(configs) > 1 else args.out
+        out = args.out / member_folder(cfg, configs)
         result = train_model(
             cfg,
             manifest,
@@ -98,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
         if rank == 0:
             best = max((h["val_dice"] for h in result.history), default=float("nan"))
             print(
-                f"{cfg.method}: {len(result.history)} epochs ({result.stopped_by}); best validation Dice "
+                f"{member_folder(cfg, configs) or cfg.method}: {len(result.history)} epochs "
+                f"({result.stopped_by}); best validation Dice "
                 f"{best:.4f}; the model to predict with ({cfg.checkpoint} checkpoint): {result.best}"
             )
     if rank == 0 and len(configs) > 1 and cfg0.calibrate and val_subjects:

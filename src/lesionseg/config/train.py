@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -288,6 +289,18 @@ def ensemble_members(method: str) -> list[str]:
     if method in METHOD_PRESETS:
         return [method]
     raise LesionsegError(f"unknown method {method!r} (valid: {', '.join(method_names())})")
+
+
+def member_folder(cfg: TrainConfig, members: Sequence[TrainConfig], with_method: bool = False) -> str:
+    """The sub-folder one member of an averaged model trains in: its method where the members' methods
+    differ (or ``with_method``), ``seed_<s>`` where their seeds differ, joined by ``_``; "" for a model
+    of one network."""
+    parts = []
+    if with_method or len({m.method for m in members}) > 1:
+        parts.append(cfg.method)
+    if len({m.seed for m in members}) > 1:
+        parts.append(f"seed_{cfg.seed}")
+    return "_".join(parts)
 
 
 def resolve_train_config(

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lesionseg.config.train import TrainConfig
+from lesionseg.config.train import TrainConfig, member_folder
 from lesionseg.data.cache import PreprocessCache
 from lesionseg.data.label_slices import labelled_slices
 from lesionseg.data.manifest import Case, Manifest, load_case
@@ -67,7 +67,8 @@ def run_cross_validation(
 ) -> CVResult:
     """Run every fold; ``member_configs`` holds one config, or several for an ensemble (averaged).
 
-    ``models_dir`` (default ``out_dir``) holds ``fold_k/<method>/`` checkpoints; a finished member there
+    ``models_dir`` (default ``out_dir``) holds ``fold_k/<method>/`` checkpoints (``<method>_seed_<s>`` for
+    the networks of a multi-seed model: ``config.train.member_folder``); a finished member there
     is reused (training resumes from its last.pt), so an ensemble can share its members' runs.
     """
     out = Path(out_dir)
@@ -92,13 +93,15 @@ def run_cross_validation(
             continue
         checkpoints = []
         for cfg in member_configs:
+            folder = member_folder(cfg, member_configs, with_method=True)
+            member_dir = Path(models_dir or out) / f"fold_{fold.fold}" / folder
             result = train_model(
                 cfg,
                 manifest,
                 root,
                 fold.train,
                 fold.val,
-                Path(models_dir or out) / f"fold_{fold.fold}" / cfg.method,
+                member_dir,
                 cache,
                 resume=True,
                 progress=progress,
@@ -114,7 +117,9 @@ def run_cross_validation(
     summary = summarize(rows)
     cpu_minutes = (time.process_time() - cpu_start) / 60
     summary["cpu_minutes"] = round(cpu_minutes, 2)
-    summary["method"] = "+".join(c.method for c in member_configs)
+    summary["method"] = "+".join(dict.fromkeys(c.method for c in member_configs))
+    if len({c.seed for c in member_configs}) > 1:
+        summary["seeds"] = sorted({c.seed for c in member_configs})
     summary["scheme"] = splits.scheme
     summary["dataset"] = manifest.name
     summary["spacing_note"] = manifest.spacing_note
