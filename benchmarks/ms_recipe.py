@@ -88,7 +88,8 @@ from lesionseg.config.train import resolve_train_config
 from lesionseg.data.cache import PreprocessCache
 from lesionseg.data.manifest import Manifest, load_case, load_manifest
 from lesionseg.data.splits import Fold, Splits, load_splits, make_splits
-from lesionseg.evaluate.cv import calibrate_ensemble, predict_and_score
+from lesionseg.evaluate.cv import predict_and_score
+from lesionseg.evaluate.ensemble_calibration import calibrate_ensemble
 from lesionseg.infer.predictor import Predictor, load_members
 from lesionseg.metrics import label_map_metrics
 from lesionseg.preprocess import invert

@@ -30,7 +30,7 @@ import torch
 from lesionseg.config.train import TrainConfig, resolve_train_config
 from lesionseg.data.cache import PreprocessCache
 from lesionseg.data.manifest import Manifest, load_manifest
-from lesionseg.evaluate.cv import calibrate_ensemble
+from lesionseg.evaluate.ensemble_calibration import calibrate_ensemble
 from lesionseg.infer.ensemble_file import write_ensemble_calibration
 from lesionseg.infer.predictor import Predictor, load_members
 from lesionseg.nets.checkpoint import load_checkpoint, save_checkpoint

@@ -121,7 +121,7 @@ def calibrate_trained_ensemble(  # noqa: PLR0913
 ) -> None:
     """The ensemble's own threshold and minimum size, chosen on the validation subjects from the averaged
     members and saved in OUT (``lesionseg predict --model OUT`` or the same members use them)."""
-    from lesionseg.evaluate.cv import calibrate_ensemble
+    from lesionseg.evaluate.ensemble_calibration import calibrate_ensemble
     from lesionseg.infer.predictor import Predictor, load_members
 
     predictor = Predictor(load_members(checkpoints), bf16=bf16)

@@ -1,6 +1,7 @@
 """Scoring: a pair of masks (:mod:`.pair`), a folder of predictions against a manifest's references
 (:mod:`.folder`, ``lesionseg evaluate``), subject-wise cross-validation (:mod:`.cv`, ``lesionseg cv``; it
-trains through :mod:`lesionseg.train`) and labelled-slice scoring (:mod:`.labelled_slices`). Every form
+trains through :mod:`lesionseg.train`), an averaged model's calibration on validation
+(:mod:`.ensemble_calibration`) and labelled-slice scoring (:mod:`.labelled_slices`). Every form
 returns metric rows that :mod:`lesionseg.report` renders.
 
 ``lesionseg.evaluate`` is also the public function ``lesionseg.evaluate(pred, ref, spacing=None)``: once

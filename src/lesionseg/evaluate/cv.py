@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,15 +20,12 @@ from lesionseg.data.cache import PreprocessCache
 from lesionseg.data.label_slices import labelled_slices
 from lesionseg.data.manifest import Case, Manifest, load_case
 from lesionseg.data.splits import Splits, load_splits, make_splits
+from lesionseg.evaluate.ensemble_calibration import calibrate_ensemble
 from lesionseg.evaluate.labelled_slices import only_labelled_slices, score_labelled_slices
-from lesionseg.infer.ensemble_file import write_ensemble_calibration
 from lesionseg.infer.predictor import Predictor, load_members
-from lesionseg.infer.slicewise import foreground_probability
 from lesionseg.io import atomic_output, write_volume
 from lesionseg.metrics import label_map_metrics, summarize
 from lesionseg.metrics.pooled import pooled_metrics
-from lesionseg.preprocess import PreprocessedCase
-from lesionseg.train.calibrate import Calibration, calibrate_cases
 from lesionseg.train.run import train_model
 
 
@@ -128,40 +125,6 @@ def run_cross_validation(
         summary["subjects"] = summarize(subject_rows)
     write_cv_outputs(out, rows, summary, manifest, subject_rows)
     return CVResult(rows, summary, splits, cpu_minutes, out)
-
-
-def calibrate_ensemble(
-    predictor: Predictor,
-    manifest: Manifest,
-    root: str | Path,
-    cache: PreprocessCache,
-    val_subjects: list[str],
-    fold_dir: Path,
-) -> Calibration | None:
-    """The ensemble's "empirical threshold" (WMH thesis section 2.4), with the minimum lesion size, chosen
-    on the fold's validation subjects from the members' averaged probabilities (train/calibrate.py's
-    rule, never the test fold); set on ``predictor`` and written to ``fold_dir/ensemble_calibration.json``
-    (with the members, so that ``lesionseg predict`` uses it for them: ``infer/ensemble_file.py``).
-    Each member's own saved threshold was chosen for that member alone, so it is not the ensemble's.
-    Returns the calibration, or None (multi-class members, or no labelled validation case)."""
-    if len(predictor.members[0].label_values) > 2:
-        return None
-
-    def labelled_only(case: Case) -> PreprocessedCase:
-        pre = cache.get(manifest, case, root, predictor.preprocess_config)
-        if case.label_slices is not None:
-            pre = only_labelled_slices(pre, labelled_slices(case, pre.record))
-        return pre
-
-    result = calibrate_cases(
-        (labelled_only(c) for c in manifest.cases if c.subject in val_subjects),
-        lambda pre: foreground_probability(predictor.predict_preprocessed(pre)[1]),
-    )
-    if result is None:
-        return None
-    predictor.threshold, predictor.min_lesion_mm3 = result.threshold, result.min_lesion_mm3
-    write_ensemble_calibration(fold_dir, [m.source for m in predictor.members], asdict(result))
-    return result
 
 
 def split_notes(splits: Splits, folds_asked: int, n_subjects: int) -> list[str]:
