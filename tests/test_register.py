@@ -99,3 +99,18 @@ def test_segment_registers_a_t1_on_another_grid_and_records_it(moved: dict, tmp_
     steps = json.loads((tmp_path / "mask.json").read_text())["steps"]
     register = [s for s in steps if s["step"] == "register"]
     assert len(register) == 1 and register[0]["channel"] == "T1" and len(register[0]["translation_mm"]) == 3
+
+
+def test_a_grid_too_thin_to_register_is_a_one_line_error_naming_the_file(moved: dict) -> None:
+    """A FLAIR of two slices leaves ITK's smoothing too few voxels: the user gets one line naming the T1,
+    the reason, and the way out, not SimpleITK's multi-line exception."""
+    from lesionseg.errors import LesionsegError
+
+    flair = moved["case"].flair
+    thin = Volume(flair.array[:, :, 20:22].copy(), flair.affine.copy(), "image", source="thin_flair.nii.gz")
+    t1 = Volume(moved["t1"].array, moved["t1"].affine, "image", source="t1.nii.gz")
+    with pytest.raises(LesionsegError) as caught:
+        register_rigid(thin, t1)
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith("t1.nii.gz: cannot register this image onto thin_flair")
+    assert "less than 4" in message and "--no-register" in message

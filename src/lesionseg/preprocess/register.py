@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from lesionseg.errors import LesionsegError
 from lesionseg.io import Volume
 from lesionseg.io.readers import LPS_TO_RAS
 
@@ -47,6 +48,13 @@ def to_sitk(volume: Volume):  # noqa: ANN201 - SimpleITK image
     return image
 
 
+def itk_reason(error: RuntimeError) -> str:
+    """The sentence ITK ends its exception text with (its text otherwise spans several lines)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    last = lines[-1] if lines else "registration failed"
+    return last.split("): ", 1)[-1].rstrip(".")
+
+
 def register_rigid(reference: Volume, moving: Volume, seed: int = 0) -> tuple[Volume, RigidResult]:
     """``moving`` aligned to ``reference`` by a rigid transform, resampled onto the reference grid."""
     import SimpleITK as sitk
@@ -69,7 +77,14 @@ def register_rigid(reference: Volume, moving: Volume, seed: int = 0) -> tuple[Vo
     method.SetSmoothingSigmasPerLevel([2, 1, 0])
     method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOff()
     method.SetInitialTransform(transform, inPlace=True)
-    final = method.Execute(fixed, mov)
+    try:
+        final = method.Execute(fixed, mov)
+    except RuntimeError as error:  # ITK refuses, e.g. a grid with fewer than 4 voxels along an axis
+        raise LesionsegError(
+            f"cannot register this image onto {reference.source or 'the reference image'} "
+            f"({itk_reason(error)}); if the two are aligned already, skip registration (--no-register)",
+            moving.source,
+        ) from None
     resampled = sitk.Resample(mov, fixed, final, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
     array = sitk.GetArrayFromImage(resampled).transpose(2, 1, 0)
     params = transform.GetParameters()
