@@ -485,6 +485,20 @@ def test_reference_with_another_lesion_value_is_scored_as_lesion(
     assert [(r["label"], r["dsc"]) for r in rows] == [("lesion", 1.0)]
 
 
+def test_a_prediction_with_two_values_against_a_binary_reference_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    mask = np.zeros((12, 12, 6), np.uint8)
+    mask[3:8, 4:9, 1:4] = 1
+    pred_array = mask.copy()
+    pred_array[3:5, 4:9, 1:4] = 3  # values {1, 3}: a label map of another task, not a binary mask
+    affine = np.diag([1.0, 1.0, 2.0, 1.0])
+    pred = write_volume(Volume(pred_array, affine, "label"), tmp_path / "pred.nii.gz")
+    ref = write_volume(Volume(mask, affine, "label"), tmp_path / "ref.nii.gz")
+    assert main(["evaluate", "--pred", str(pred), "--ref", str(ref), "--out", str(tmp_path / "eval")]) == 2
+    assert "prediction has values [3], but the task is binary (0/1)" in capsys.readouterr().err
+
+
 def test_multi_label_reference_is_not_binarised(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     ref_array = np.zeros((12, 12, 6), np.uint8)
     ref_array[2:5, 2:5, 1:3], ref_array[7:10, 7:10, 2:5] = 1, 2
