@@ -246,3 +246,27 @@ def test_header_limit_applies_to_metaimage_and_truncated_nii(tmp_path: Path, mon
     with pytest.raises(LesionsegError, match="truncated"):
         read_volume(nii)
     assert os.environ.get("LESIONSEG_MAX_VOXELS") is None
+
+
+@pytest.mark.parametrize("command", ["train", "cv", "preprocess"])
+def test_bad_input_leaves_no_output_folder_behind(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A manifest naming a missing file: one line, exit 2, and the output folder the command would have
+    created is not left half-written; a folder that existed before keeps what it held."""
+    manifest = {
+        "channel_names": ["FLAIR"],
+        "labels": {"background": 0, "lesion": 1},
+        "cases": [{"id": "a", "images": {"FLAIR": "missing.nii.gz"}, "label": "missing_label.nii.gz"}],
+    }
+    (tmp_path / "m.json").write_text(json.dumps(manifest))
+    base = [command, "--manifest", str(tmp_path / "m.json"), "--root", str(tmp_path)]
+    fresh = tmp_path / "fresh"
+    assert main([*base, "--out", str(fresh)]) == 2
+    assert "missing.nii.gz: file not found" in capsys.readouterr().err
+    assert not fresh.exists()
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "notes.txt").write_text("mine")
+    assert main([*base, "--out", str(kept)]) == 2
+    assert [p.name for p in kept.iterdir()] == ["notes.txt"]

@@ -3,8 +3,8 @@
 Each command module exposes ``register(subparsers)``, which adds its parser and sets ``func`` to a
 function taking the parsed arguments and returning an exit code. User mistakes (LesionsegError) and system
 faults (OSError: permission, disk full, not a directory; MemoryError) print one line to stderr and exit
-with 2; Ctrl-C exits 130 and SIGTERM 143, removing temporary files on the way; anything else is a bug and
-keeps its traceback.
+with 2, removing the output folder when the command created it and it holds no checkpoint; Ctrl-C exits
+130 and SIGTERM 143, removing temporary files on the way; anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -12,9 +12,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import shutil
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from lesionseg import __version__
 from lesionseg.cli.parsing import EXIT_CODES, Parser
@@ -34,6 +36,14 @@ COMMAND_MODULES = [
     "report",
     "export",
 ]
+
+
+def remove_unfinished(folder: Path | None) -> None:
+    """After a user error or a system fault, the output folder this command created (it did not exist
+    before) goes again, so that nothing half-written is left; one that holds a checkpoint stays (a long
+    run resumes from it). Interrupts keep everything (``--resume``)."""
+    if folder is not None and folder.is_dir() and not any(folder.rglob("*.pt")):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,9 +66,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     previous = _exit_cleanly_on_sigterm()
+    out = getattr(args, "out", None)
+    created = out if isinstance(out, Path) and not out.exists() else None  # ours to remove on a failure
     try:
         return int(args.func(args) or 0)
     except LesionsegError as exc:
+        remove_unfinished(created)
         print(f"lesionseg {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -68,9 +81,11 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except OSError as exc:  # permission, disk full, not a directory, ...: the system's words and the path
+        remove_unfinished(created)
         print(f"lesionseg {args.command}: error: {os_error_line(exc)}", file=sys.stderr)
         return 2
     except MemoryError:
+        remove_unfinished(created)
         hint = "try smaller inputs, a smaller batch or fewer threads"
         print(f"lesionseg {args.command}: error: out of memory ({hint})", file=sys.stderr)
         return 2

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from lesionseg.config import apply_overrides, dump_config, load_config
+    from lesionseg.config import apply_overrides, load_config
     from lesionseg.config.preprocess import PreprocessConfig, preprocess_preset
     from lesionseg.data.cache import PreprocessCache
     from lesionseg.data.manifest import load_manifest
@@ -63,8 +63,7 @@ def run(args: argparse.Namespace) -> int:
         raise LesionsegError("data root is not a folder", args.root)
     cases = [manifest.case(cid) for cid in args.cases] if args.cases else manifest.cases
     cache = PreprocessCache(args.out)
-    out_dir = cache.config_dir(config)
-    dump_config(config, out_dir / "config.json")
+    out_dir = cache.config_dir(config)  # the cache writes config.json there with the first case it stores
     print(f"preprocessing {len(cases)} case(s) of {manifest.name} into {out_dir}")
     bar = tqdm(cases, desc="preprocess", unit="case")
     for case in bar:

@@ -51,12 +51,12 @@ def train_model(
     config.json (the resolved config), last.pt, best.pt, history.csv, loss_curve.png."""
     check_options(cfg)  # before any preprocessing
     out = Path(out_dir)
+    train_cases = preprocessed_cases(manifest, root, train_subjects, cfg, cache)  # bad data: nothing in out
+    val_cases = preprocessed_cases(manifest, root, val_subjects, cfg, cache)
     out.mkdir(parents=True, exist_ok=True)
     if not (resume and (out / "last.pt").exists()):  # a resumed run keeps the config (and plan) it began with
         with atomic_output(out / "config.json") as tmp:
             tmp.write_text(json.dumps(to_dict(cfg), indent=2) + "\n")
-    train_cases = preprocessed_cases(manifest, root, train_subjects, cfg, cache)
-    val_cases = preprocessed_cases(manifest, root, val_subjects, cfg, cache)
     extra = {
         "channel_names": manifest.channel_names,
         "labels": manifest.labels,
