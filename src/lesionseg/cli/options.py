@@ -18,7 +18,20 @@ def parse_duration(text: str) -> float:
     if not match:
         raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 90s, 20m, 1.5h)")
     value, unit = float(match.group(1)), match.group(2) or "s"
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive duration, got {text!r}")
     return value * {"s": 1, "m": 60, "h": 3600}[unit]
+
+
+def positive_int(text: str) -> int:
+    """A count of 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
 
 
 def add_training_options(parser: argparse.ArgumentParser) -> None:
@@ -68,7 +81,7 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--steps",
-        type=int,
+        type=positive_int,
         metavar="N",
         help="fix the number of training steps instead of planning it from the budget (reproducible)",
     )
