@@ -41,6 +41,10 @@ def run(args: argparse.Namespace) -> int:
     from lesionseg.infer.export import export_onnx
     from lesionseg.nets.checkpoint import build_model, load_checkpoint
 
+    if args.model.is_dir():  # a model folder (the bundled one, an ensemble): ONNX holds one network
+        networks = sorted(args.model.glob("*/best.pt")) or sorted(args.model.glob("best.pt"))
+        hint = f"give one network's checkpoint, e.g. {networks[0]}" if networks else "give a .pt checkpoint"
+        raise LesionsegError(f"is a model folder; export writes one network: {hint}", args.model)
     missing = missing_export_packages()
     if missing:
         raise LesionsegError(

@@ -79,6 +79,8 @@ def load_checkpoint(path: str | Path, require: Iterable[str] = ()) -> dict[str, 
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        if "Unsupported global" not in str(exc) and "Unsupported class" not in str(exc):  # not code: noise
+            raise LesionsegError("cannot read checkpoint (not a file that torch.save wrote)", path) from exc
         raise LesionsegError(
             "refused to load checkpoint: it holds objects other than tensors, numbers, strings and plain "
             "containers (only weights are loaded, never code)",
