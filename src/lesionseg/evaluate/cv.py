@@ -69,6 +69,7 @@ def run_cross_validation(
     is reused (training resumes from its last.pt), so an ensemble can share its members' runs.
     """
     out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     cpu_start = time.process_time()
     cfg0 = member_configs[0]
     cache = PreprocessCache(cache_dir or out / "cache")
@@ -79,7 +80,6 @@ def run_cross_validation(
     else:
         loads = lesion_loads(manifest, root, cfg0, cache)
         splits = make_splits(manifest.subjects, folds, cfg0.seed, loads, cfg0.val_fraction)
-    out.mkdir(parents=True, exist_ok=True)  # after the data was read: bad input leaves no folder behind
     splits.save(out / "splits.json")
     if progress:
         for line in split_notes(splits, folds, len(set(manifest.subjects))):
