@@ -34,7 +34,7 @@ SECTIONS = [
     ("Claims: each paper's claims as verdicts (CPU)", RESULTS / "claims.md"),
     ("Claims: what the runs show", PROSE / "claims.md"),
     (
-        "Claims at 5 CPU minutes per model: WMH and PixelNet (3 seeds, their verdicts)",
+        "Claims at 5 CPU minutes per model: WMH (5 seeds) and PixelNet (3 seeds), their verdicts",
         RESULTS / "claims_5m.md",
     ),
     ("Claims on the GPU machine (paper profile)", RESULTS / "claims_gpu.md"),
@@ -48,6 +48,7 @@ SECTIONS = [
     ("Speed: networks against MONAI's UNet and the machine's peak", RESULTS / "speed_peers.md"),
     ("Speed: every network at its paper configuration", RESULTS / "speed_networks.md"),
     ("Speed: PixelNet dense inference on brain pixels only", RESULTS / "pixelnet_masked.md"),
+    ("Speed: PixelNet on brain pixels only, one whole BraTS volume", RESULTS / "pixelnet_masked_case.md"),
     ("Speed: metrics", RESULTS / "bench_metrics.md"),
     ("Speed: preprocessing", RESULTS / "bench_preprocess.md"),
 ]
