@@ -123,7 +123,7 @@ def run_one(row: str, seed: int, args: argparse.Namespace, root: Path, runs: Pat
         f"epochs={args.epochs}",
         f"steps_per_epoch={args.steps}",
         f"seed={seed}",
-        f"time_budget_s={args.time_budget}",
+        f"budget_s={args.time_budget}",  # a guard: the TS-CNN epoch schedules stop cleanly at it
     ]
     cfg = resolve_train_config(method, "cpu", None, overrides)
     manifest = load_manifest(DATASET)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 from torch import nn
 
 from lesionseg.errors import LesionsegError
 from lesionseg.nets import NETWORKS, PixelNet, create_network, network_config
+from lesionseg.nets._common import ResidualUnit
 from lesionseg.nets.pixelnet import TORCHVISION_VGG16_CONV_INDICES
 from lesionseg.nets.tscnn import TSCNN
 
@@ -149,7 +153,9 @@ def test_unet_batch_norm_option_and_first_kernel() -> None:
 def test_resunet_downsamples_three_times_by_strided_convolution() -> None:
     net = make("resunet")
     strided = [m for m in net.encoder.modules() if isinstance(m, nn.Conv2d) and m.stride == (2, 2)]
-    assert len(strided) == 6  # 3 units x (body conv + shortcut conv)
+    assert len(strided) == 3  # 3 units' body convs; each shortcut subsamples by 2 before its 1x1 conv
+    units = [m for m in net.encoder.modules() if isinstance(m, ResidualUnit)]
+    assert [u.stride for u in units] == [2, 2, 2]
     assert count(net, nn.MaxPool2d) == 0
     features = net.encoder(torch.randn(1, 1, 32, 48))
     assert [tuple(f.shape[1:]) for f in features] == [(4, 32, 48), (8, 16, 24), (16, 8, 12), (32, 4, 6)]
@@ -264,3 +270,37 @@ def test_pixelnet_bad_weights_file_is_a_user_error(tmp_path) -> None:
     torch.save(fake_vgg16_state(), good)
     with pytest.raises(LesionsegError, match="width=64"):
         create_network("pixelnet", width=8, pretrained_path=str(good))
+
+
+def test_the_strided_shortcut_is_the_strided_1x1_convolution() -> None:
+    """The residual unit's stride-2 shortcut subsamples, then convolves: the same product as a stride-2 1x1
+    convolution with the same weights (so checkpoints keep their meaning and keys)."""
+    torch.manual_seed(0)
+    unit = ResidualUnit(8, 16, stride=2).eval()
+    x = torch.randn(2, 8, 33, 20)
+    conv, bn = unit.shortcut
+    expected = bn(torch.nn.functional.conv2d(x, conv.weight, stride=2))
+    got = unit.shortcut(x[..., ::2, ::2])
+    torch.testing.assert_close(got, expected)
+    assert unit(x).shape == (2, 16, 17, 10)
+    assert set(unit.state_dict()) >= {"shortcut.0.weight", "shortcut.1.running_mean"}
+
+
+@pytest.mark.parametrize("network", ["resunet", "tscnn"])
+def test_width_8_trains_in_channels_last_without_crashing(network: str) -> None:
+    """torch 2.13's CPU backward of a channels-last stride-2 1x1 convolution with 8 input channels corrupts
+    the heap; the residual units must not reach it (a crash kills the process, so it runs in its own)."""
+    code = (
+        "import torch\n"
+        "from lesionseg.nets import create_network\n"
+        "kw = dict(in_channels=2, num_classes=1, width=8)\n"
+        f"if {network!r} == 'tscnn': kw['context_slices'] = 3\n"
+        f"net = create_network({network!r}, **kw).to(memory_format=torch.channels_last)\n"
+        "x = torch.randn(4, 6 if 'context_slices' in kw else 2, 64, 64)\n"
+        "x = x.contiguous(memory_format=torch.channels_last)\n"
+        "for _ in range(3):\n"
+        "    net(x).mean().backward()\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-500:]

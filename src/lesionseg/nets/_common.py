@@ -64,17 +64,22 @@ class ResidualUnit(nn.Module):
             nn.ReLU(inplace=True),
             nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
         )
+        # The strided 1x1 shortcut is the 1x1 convolution of every stride-th pixel: the same product, run as
+        # a subsampling, then a stride-1 convolution. torch 2.13's CPU backward of a channels-last, stride-2
+        # 1x1 convolution with fewer than 16 input channels corrupts the heap (a crash at width 8).
+        self.stride = stride
         if in_channels == out_channels and stride == 1:
             self.shortcut: nn.Module = nn.Identity()
         else:
             self.shortcut = nn.Sequential(
-                nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
+                nn.Conv2d(in_channels, out_channels, 1, bias=False),
                 nn.BatchNorm2d(out_channels),
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # The body's first ReLU is in place on BN's output, never on x itself.
-        return self.body(x) + self.shortcut(x)
+        skip = x[..., :: self.stride, :: self.stride] if self.stride > 1 else x
+        return self.body(x) + self.shortcut(skip)
 
 
 class InputResidualUnit(nn.Module):
