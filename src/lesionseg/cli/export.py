@@ -38,13 +38,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from lesionseg.errors import LesionsegError
+    from lesionseg.infer.ensemble_file import expand_model_folders
     from lesionseg.infer.export import export_onnx
     from lesionseg.nets.checkpoint import build_model, load_checkpoint
 
     if args.model.is_dir():  # a model folder (the bundled one, an ensemble): ONNX holds one network
-        networks = sorted(args.model.glob("*/best.pt")) or sorted(args.model.glob("best.pt"))
-        hint = f"give one network's checkpoint, e.g. {networks[0]}" if networks else "give a .pt checkpoint"
-        raise LesionsegError(f"is a model folder; export writes one network: {hint}", args.model)
+        first = expand_model_folders([args.model])[0]  # predict's reading of a folder; one line if empty
+        raise LesionsegError(
+            f"is a model folder; export writes one network: give one network's checkpoint, e.g. {first}",
+            args.model,
+        )
     missing = missing_export_packages()
     if missing:
         raise LesionsegError(
