@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             ]
         )
     fraction = mask.float().mean().item()
+    brainless = int((~mask.flatten(1).any(1)).sum())
     extra = [
         "- script: benchmarks/bench_pixelnet_masked.py",
         f"- input: {len(x)} slices of {args.case.name} ({x.shape[-2]} x {x.shape[-1]}"
@@ -128,8 +129,11 @@ def main(argv: list[str] | None = None) -> int:
         "512-channel partial sum of W1 per coarse hypercolumn map to the whole slice (a large share of its "
         "time, memory-bound), while the masked path reads those maps' bilinear taps at the brain pixels "
         "only, in one fused gather (`embedding_bag`). So the ratio can exceed 1 / brain share "
-        f"= {1 / fraction:.1f}x. The VGG convolutions (shared by both paths) and the MLP's second layer on "
-        "the brain pixels are the floor of the masked time. bf16 autocast is the CPU profile's inference "
+        f"= {1 / fraction:.1f}x. The masked path also skips the convolutions of slices without brain "
+        f"({brainless} of {len(x)} here) and runs them channels-last, so that each map is already a "
+        "(pixels, channels) table to gather from; the dense path runs them as `forward` does (NCHW, every "
+        "slice). The VGG convolutions of the brain slices and the MLP's second layer on the brain pixels "
+        "are the floor of the masked time. bf16 autocast is the CPU profile's inference "
         "setting. Labels may differ from the dense path only where two classes' logits tie to within "
         "float rounding (fp32: none seen; bf16: rounding of partial sums)."
     )

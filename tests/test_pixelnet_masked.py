@@ -81,6 +81,35 @@ def test_masked_logits_and_labels_equal_dense_on_brain(num_classes: int, h: int,
         assert torch.all(masked[2] == BACKGROUND_LOGIT)
 
 
+def test_slices_without_brain_skip_the_convolutions(monkeypatch: pytest.MonkeyPatch) -> None:
+    net = small_pixelnet(3)
+    x = torch.randn(4, 2, 40, 36)
+    mask = brain_masks(3, 40, 36, seed=5)[[2, 0, 2, 1]]  # brainless slices first and third
+    seen: list[int] = []
+    original = PixelNet.features
+
+    def spy(self: PixelNet, padded: torch.Tensor) -> list[torch.Tensor]:
+        seen.append(padded.shape[0])
+        return original(self, padded)
+
+    monkeypatch.setattr(PixelNet, "features", spy)
+    with torch.no_grad():
+        masked = net(x, brain_mask=mask)
+        seen.clear()
+        dense = net(x)
+    brain = mask[:, None].expand_as(dense)
+    assert seen == [4]  # the dense path convolves every slice; the masked one only the two with brain
+    assert torch.allclose(masked[brain], dense[brain], atol=1e-5, rtol=1e-5)
+    assert torch.all(masked[[0, 2], 0] == 0.0) and torch.all(masked[[0, 2], 1:] == BACKGROUND_LOGIT)
+    with torch.no_grad():
+        seen.clear()
+        net(x, brain_mask=mask)
+        assert seen == [2]
+        seen.clear()
+        net(x, brain_mask=torch.zeros_like(mask))
+        assert seen == []
+
+
 def test_masked_equals_sparse_path_and_checks_shape() -> None:
     net = small_pixelnet(3, context_slices=3, in_channels=1)
     x = torch.randn(2, 3, 50, 40)

@@ -20,14 +20,17 @@ to 1, so the bias is added once after the sum). The other two layers run as 1x1 
 uses `forward_pixels` on sampled pixels (the paper's sparse prediction, N = 2000 per image).
 
 Masked dense inference (`forward_masked`, or `forward(x, brain_mask=...)`, which slice-wise inference uses):
-the convolutions run on the whole slice as in `forward`, but the MLP only at the brain pixels. Each
+the convolutions run on every slice that holds brain, whole and as in `forward` (in channels-last layout, so
+that each feature map is already a (pixels, channels) table to read from), but the MLP only at the brain
+pixels; a slice without brain gets background and no convolution at all. Each
 hypercolumn block enters W1 at whichever is cheaper: read the features at the brain pixels and multiply
 (fine maps), or apply W1's block at the map's native resolution and read the mlp_width-channel partial sum
 (coarse maps); the reads use `forward_pixels`' sampling, the 4 bilinear taps as one weighted
-`embedding_bag` (a fused gather). Brain pixels get `forward`'s logits (up to float rounding); the rest get
+`embedding_bag` (a fused gather), and the coarse maps' partial sums are read and summed in one such bag of
+4 taps per map. Brain pixels get `forward`'s logits (up to float rounding); the rest get
 background (sigmoid 0; softmax 1 for class 0). The saving follows the share of the slice outside the
-brain, plus the dense path's full-size up-sampling of partial sums, which the masked path never does
-(benchmarks/bench_pixelnet_masked.py).
+brain (and of the slices without brain), plus the dense path's full-size up-sampling of partial sums,
+which the masked path never does (benchmarks/bench_pixelnet_masked.py).
 
 Widths: the paper uses VGG-16 (w = 64, fc6/fc7 4096, fc6 7x7) and a 4096-wide MLP. For CPU the defaults are
 narrower: fc_width 1024 with a 3x3 fc6 (the reduced fc6 of DeepLab-LargeFOV) and mlp_width 512. The dense
@@ -189,55 +192,76 @@ class PixelNet(nn.Module):
         out = x.new_full((b, self.config.num_classes, h, w), BACKGROUND_LOGIT)
         if self.config.num_classes > 1:
             out[:, 0] = 0.0
-        where = (brain_mask.to(x.device) != 0).nonzero()  # (P, 3): batch, row, col, batch-major
-        if len(where) == 0:
+        brain_mask = brain_mask.to(x.device) != 0
+        with_brain = brain_mask.flatten(1).any(1).nonzero()[:, 0]  # slices without brain: no convolution
+        if len(with_brain) == 0:
             return out
-        x = pad_to_multiple(x, DOWNSAMPLING_FACTOR)
+        where = brain_mask[with_brain].nonzero()  # (P, 3): batch (among with_brain), row, col, batch-major
+        x = pad_to_multiple(x[with_brain], DOWNSAMPLING_FACTOR).contiguous(memory_format=torch.channels_last)
         height, width = x.shape[-2:]
         batch, rows, cols = where.unbind(1)
 
-        def read(maps: torch.Tensor) -> torch.Tensor:
-            """(B, C, h_s, w_s) -> (P, C) at the brain pixels: bilinear, border-clamped, pixel centres at
-            (p + 0.5) / s - 0.5 (the formula of `interpolate(align_corners=False)` and `grid_sample`).
-            The 4 taps are one weighted bag each of `embedding_bag` over a channels-last copy: one fused
-            pass, with no (P, C) intermediate per tap."""
-            h_s, w_s = maps.shape[-2:]
-            table = maps.permute(0, 2, 3, 1).reshape(-1, maps.shape[1])
-            if (h_s, w_s) == (height, width):
-                return table[(batch * h_s + rows) * w_s + cols]
-            taps = []
+        def taps(h_s: int, w_s: int) -> tuple[torch.Tensor, torch.Tensor]:
+            """The 4 bilinear taps of every brain pixel on a map of h_s x w_s per slice: (P, 4) rows of the
+            map's (B * h_s * w_s, C) table (channels-last rows) and their (P, 4) weights; border-clamped,
+            pixel centres at (p + 0.5) / s - 0.5 (`interpolate(align_corners=False)`, `grid_sample`)."""
+            pairs = []
             for coord, size, full in ((rows, h_s, height), (cols, w_s, width)):
                 src = ((coord.double() + 0.5) * (size / full) - 0.5).clamp(min=0.0)
                 low = src.floor().long().clamp(max=size - 1)
-                frac = (src - low).to(maps.dtype)
-                taps.append(((low, 1 - frac), ((low + 1).clamp(max=size - 1), frac)))
-            index = torch.stack([(batch * h_s + r) * w_s + c for r, _ in taps[0] for c, _ in taps[1]], 1)
-            weights = torch.stack([wr * wc for _, wr in taps[0] for _, wc in taps[1]], 1)
-            return F.embedding_bag(index, table, per_sample_weights=weights, mode="sum")
+                frac = src - low
+                pairs.append(((low, 1 - frac), ((low + 1).clamp(max=size - 1), frac)))
+            index = torch.stack([(batch * h_s + r) * w_s + c for r, _ in pairs[0] for c, _ in pairs[1]], 1)
+            weights = torch.stack([wr * wc for _, wr in pairs[0] for _, wc in pairs[1]], 1)
+            return index, weights
 
-        hidden: torch.Tensor | None = None
+        def read(tables: list[torch.Tensor], sizes: list[tuple[int, int]]) -> torch.Tensor:
+            """Tables of equal width C -> (P, C): the sum of their bilinear reads at the brain pixels, as
+            one weighted bag per pixel of `embedding_bag` (one fused pass, no (P, C) intermediate per tap
+            or per table)."""
+            if sizes == [(height, width)]:
+                return tables[0][(batch * height + rows) * width + cols]
+            indices, weights, start = [], [], 0
+            for table, (h_s, w_s) in zip(tables, sizes, strict=True):
+                index, weight = taps(h_s, w_s)
+                indices.append(index + start)
+                weights.append(weight)
+                start += len(table)
+            table = tables[0] if len(tables) == 1 else torch.cat(tables)
+            weight = torch.cat(weights, 1).to(table.dtype)
+            return F.embedding_bag(torch.cat(indices, 1), table, per_sample_weights=weight, mode="sum")
+
         read_features, read_weights = [], []  # blocks read first share one product (a wider one is faster)
+        partial_tables, partial_sizes = [], []  # blocks multiplied first share one read
         offsets = [sum(self.hypercolumn_channels[:i]) for i in range(len(self.hypercolumn_channels))]
         parts = zip(self.features(x), self.hypercolumn_channels, offsets, strict=True)
-        for feature, channels, offset in reversed(list(parts)):
+        for feature, channels, offset in parts:
             weight = first.weight[:, offset : offset + channels]
+            table = feature.permute(0, 2, 3, 1).reshape(-1, channels)  # a view for channels-last maps
             # Read then multiply, or multiply at the map's own resolution then read: the cheaper, counting
             # a gathered value (4 taps) as READ_COST multiply-adds (m = mlp_width).
-            m, map_pixels = weight.shape[0], feature.shape[-2] * feature.shape[-1]
+            m, size = weight.shape[0], tuple(feature.shape[-2:])
             read_first = len(where) * channels * (m + 4 * READ_COST)
-            if read_first <= map_pixels * channels * m + len(where) * m * 4 * READ_COST:
-                read_features.append(read(feature))
+            if read_first <= len(table) * channels * m + len(where) * m * 4 * READ_COST:
+                read_features.append(read([table], [size]))
                 read_weights.append(weight)
-                continue
-            partial = read(F.conv2d(feature, weight[:, :, None, None]))
-            hidden = partial.float() if hidden is None else hidden.add_(partial)
+            else:
+                partial_tables.append(table @ weight.T.to(table.dtype))
+                partial_sizes.append(size)
+        hidden = read(partial_tables, partial_sizes).float() if partial_tables else None
         if read_features:
-            partial = torch.cat(read_features, 1) @ torch.cat(read_weights, 1).T.to(read_features[0].dtype)
-            hidden = partial.float() if hidden is None else hidden.add_(partial)
+            columns = torch.cat(read_features, 1)
+            weight = torch.cat(read_weights, 1).T.to(columns.dtype)
+            if hidden is None:
+                hidden = (columns @ weight).float()
+            elif hidden.dtype == columns.dtype:
+                hidden.addmm_(columns, weight)  # no (P, mlp_width) intermediate
+            else:  # bf16 autocast: float32 accumulator
+                hidden.add_(columns @ weight)
         assert hidden is not None
         hidden = F.relu(hidden.add_(first.bias), inplace=True)
         logits = last(F.relu(second(hidden), inplace=True))
-        out[where[:, 0], :, where[:, 1], where[:, 2]] = logits.to(out.dtype)
+        out[with_brain[where[:, 0]], :, where[:, 1], where[:, 2]] = logits.to(out.dtype)
         return out
 
     def hypercolumns(self, x: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
