@@ -60,7 +60,7 @@ WMH_ROWS = [
     ("wmh-dice", "U-Net, Dice loss"),
     ("wmh-focal-tversky", "U-Net, Focal Tversky loss"),
     ("wmh-binary-focal", "U-Net, Binary Focal loss"),
-    ("wmh-ensemble", "Ensemble of the three (mean, threshold 0.5)"),
+    ("wmh-ensemble", "Ensemble of the three (mean, threshold chosen on validation)"),
 ]
 # CPU budget of one session: 96 x 96 patches, 5 epochs x 20 steps; SBFL vs focal compared at one width.
 COMMON = ("patch_size=[96,96]", "epochs=5", "steps_per_epoch=20")
