@@ -34,7 +34,7 @@ SECTIONS = [
     ("Claims: each paper's claims as verdicts (CPU)", RESULTS / "claims.md"),
     ("Claims: what the runs show", PROSE / "claims.md"),
     (
-        "Claims at 5 CPU minutes per model: WMH (5 seeds) and PixelNet (3 seeds), their verdicts",
+        "Claims at 5 CPU minutes per model: WMH and PixelNet (5 seeds each), their verdicts",
         RESULTS / "claims_5m.md",
     ),
     ("Claims on the GPU machine (paper profile)", RESULTS / "claims_gpu.md"),
