@@ -92,6 +92,38 @@ def test_cv_says_when_folds_become_leave_one_out_without_validation() -> None:
     assert split_notes(make_splits(["a", "b", "c", "d"], 4, seed=0), 4, 4) == []
 
 
+@pytest.mark.parametrize(
+    ("folds", "only", "message"),
+    [
+        ("0", None, "at least 2 folds, got 0"),
+        ("2", "7", "--only-fold 7 is not a fold of the split (2 folds)"),
+    ],
+)
+def test_bad_fold_options_are_one_line_errors(
+    folds: str,
+    only: str | None,
+    message: str,
+    phantom_dir: Path,
+    cache_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    out = tmp_path / "cv"
+    argv = [
+        "cv",
+        "--manifest",
+        str(phantom_dir / "manifest.json"),
+        "--root",
+        str(phantom_dir),
+        "--folds",
+        folds,
+    ]
+    argv += ["--out", str(out), "--cache", str(cache_dir)] + (["--only-fold", only] if only else [])
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()  # nothing trained: the folder the command made is gone
+
+
 def test_ensemble_threshold_is_calibrated_on_the_validation_subject_from_averaged_probabilities(
     phantom_dir: Path, cache_dir: Path, tmp_path: Path
 ) -> None:

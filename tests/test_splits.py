@@ -43,6 +43,12 @@ def test_more_folds_than_subjects_is_leave_one_subject_out() -> None:
     assert all(len(f.test) == 1 for f in splits.folds)
 
 
+@pytest.mark.parametrize("k", [1, 0, -1])
+def test_fewer_than_two_folds_is_refused(k: int) -> None:
+    with pytest.raises(LesionsegError, match=f"at least 2 folds, got {k}"):
+        make_splits(["a", "b", "c"], k)
+
+
 def test_splits_are_seeded_and_round_trip_through_json(tmp_path: Path) -> None:
     a, b = make_splits(list("abcdefgh"), 4, seed=7), make_splits(list("abcdefgh"), 4, seed=7)
     assert a.to_dict() == b.to_dict()

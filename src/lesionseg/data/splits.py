@@ -53,6 +53,8 @@ def make_splits(
     early stopping / best-checkpoint selection; with a single training subject, val is empty and the
     trainer validates on training data (and says so).
     """
+    if k < 2:  # one fold would test every subject and train on none
+        raise LesionsegError(f"cross-validation needs at least 2 folds, got {k}")
     subjects = sorted(set(subjects))
     if len(subjects) < 2:
         raise LesionsegError(f"cross-validation needs at least 2 subjects, got {len(subjects)}")

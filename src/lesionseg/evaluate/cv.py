@@ -20,6 +20,7 @@ from lesionseg.data.cache import PreprocessCache
 from lesionseg.data.label_slices import labelled_slices
 from lesionseg.data.manifest import Case, Manifest, load_case
 from lesionseg.data.splits import Splits, load_splits, make_splits
+from lesionseg.errors import LesionsegError
 from lesionseg.evaluate.ensemble_calibration import calibrate_ensemble
 from lesionseg.evaluate.labelled_slices import only_labelled_slices, score_labelled_slices
 from lesionseg.infer.predictor import Predictor, load_members
@@ -84,6 +85,11 @@ def run_cross_validation(
     if progress:
         for line in split_notes(splits, folds, len(set(manifest.subjects))):
             print(line, flush=True)
+    unknown = sorted(set(only_folds or []) - {fold.fold for fold in splits.folds})
+    if unknown:
+        raise LesionsegError(
+            f"--only-fold {unknown[0]} is not a fold of the split ({len(splits.folds)} folds)"
+        )
     rows: list[dict] = []
     for fold in splits.folds:
         if only_folds is not None and fold.fold not in only_folds:
