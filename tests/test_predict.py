@@ -114,6 +114,38 @@ def test_folder_run_reports_a_bad_case_and_still_predicts_the_others(
     assert not [p for p in (tmp_path / "o").iterdir() if p.name.startswith(".")]
 
 
+def test_a_disk_fault_on_a_later_case_keeps_the_cases_already_written(
+    tiny_models: list[Path], phantom_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch
+) -> None:
+    import errno
+
+    from lesionseg.cli import predict as predict_cli
+
+    flair, t1 = case_files(phantom_dir)
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for case in ("sub-01", "sub-02"):
+        shutil.copy(flair, inputs / f"{case}_FLAIR.nii.gz")
+        shutil.copy(t1, inputs / f"{case}_T1.nii.gz")
+    real_predict_job = predict_cli.predict_job
+
+    def disk_full_on_second(predictor, job, out_dir, args):  # noqa: ANN001, ANN202
+        if job.id == "sub-02":
+            raise OSError(errno.ENOSPC, "No space left on device", str(out_dir / "sub-02_mask.nii.gz"))
+        return real_predict_job(predictor, job, out_dir, args)
+
+    monkeypatch.setattr(predict_cli, "predict_job", disk_full_on_second)
+    out = tmp_path / "o"  # created by this run: a fault must not remove what it finished
+    code = main(
+        ["predict", "--model", str(tiny_models[0]), "--input", str(inputs), "--out", str(out), "--quiet"]
+    )
+    err = capsys.readouterr().err
+    assert code == 1
+    assert (out / "sub-01_mask.nii.gz").exists()
+    assert "sub-02" in err and "No space left on device" in err and "sub-02_mask.nii.gz" in err
+    assert "Traceback" not in err and "[Errno" not in err
+
+
 def test_ensemble_averages_members_and_writes_their_spread(
     tiny_models: list[Path], phantom_dir: Path, tmp_path: Path
 ) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from lesionseg import __version__
 from lesionseg.cli.parsing import EXIT_CODES, Parser
-from lesionseg.errors import LesionsegError
+from lesionseg.errors import LesionsegError, os_error_line
 
 # Order is the order of `lesionseg --help`: the pipeline from data to report.
 COMMAND_MODULES = [
@@ -92,15 +92,6 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-
-
-def os_error_line(exc: OSError) -> str:
-    """One line for an OSError: 'PATH: reason' (both paths of a rename), without the errno number."""
-    reason = exc.strerror or (str(exc).splitlines() or [type(exc).__name__])[0]
-    if isinstance(exc, FileExistsError) and exc.filename is not None and os.path.isfile(exc.filename):
-        reason = "is a file, where a folder is needed"  # mkdir(exist_ok=True) on a file
-    paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
-    return f"{' -> '.join(paths)}: {reason}" if paths else reason
 
 
 def _exit_cleanly_on_sigterm() -> signal.Handlers | None:

@@ -12,7 +12,7 @@ from datetime import UTC
 from pathlib import Path
 
 from lesionseg.config.train import DEVICE_CHOICES
-from lesionseg.errors import LesionsegError
+from lesionseg.errors import LesionsegError, os_error_line
 
 EXIT_CODES = (
     "exit codes: 0 every case written; 1 some cases of a multi-case run failed (one line each on stderr); "
@@ -199,15 +199,24 @@ def run_jobs(predictor, jobs: list[Job], out_dir: Path, args: argparse.Namespace
                 raise LesionsegError("; ".join(job.problems))
             written = predict_job(predictor, job, out_dir, args)
             tqdm.write(f"{job.id}: wrote {', '.join(str(p) for p in written)}")
-        except LesionsegError as exc:
+        except (LesionsegError, OSError, MemoryError) as exc:
             if len(jobs) == 1:
                 raise
-            failures += 1
-            tqdm.write(f"lesionseg {verb}: {job.id}: error: {exc}", file=sys.stderr)
+            failures += 1  # the cases already written stay: one case's fault does not undo the others
+            tqdm.write(f"lesionseg {verb}: {job.id}: error: {case_error_line(exc)}", file=sys.stderr)
     if failures:
         print(f"lesionseg {verb}: {failures} of {len(jobs)} case(s) failed", file=sys.stderr)
         return 1
     return 0
+
+
+def case_error_line(exc: Exception) -> str:
+    """One line for one case's failure: a user mistake, a system fault (disk full, permission) or memory."""
+    if isinstance(exc, OSError):
+        return os_error_line(exc)
+    if isinstance(exc, MemoryError):
+        return "out of memory (try fewer threads, or predict this case alone)"
+    return str(exc)
 
 
 def gather_jobs(args: argparse.Namespace, channel_names: list[str]) -> list[Job]:
