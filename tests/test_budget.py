@@ -52,9 +52,32 @@ def train(phantom_dir: Path, out: Path, cfg):  # noqa: ANN001, ANN201
     return train_model(cfg, manifest, phantom_dir, subjects[:2], subjects[2:], out, cache, progress=False)
 
 
+@pytest.mark.parametrize(
+    ("options", "seeds"),
+    [
+        ([], [0, 1, 2]),  # the shipped recipe: three networks of 5 CPU minutes, averaged
+        (["--method", "lesion-unet", "--budget", "2m"], [0, 1, 2]),
+        (["--seed", "4"], [4]),
+        (["--set", "seed=5"], [5]),
+        (["--seeds", "7", "8"], [7, 8]),
+        (["--method", "tscnn-focal"], [0]),  # the papers' presets: one network, the config's seed
+    ],
+)
+def test_train_and_cv_default_to_the_shipped_seeds_of_the_recipe(options: list[str], seeds: list[int]) -> None:
+    from lesionseg.cli.main import build_parser
+    from lesionseg.cli.options import member_configs
+
+    for command in ("train", "cv"):
+        argv = [command, "--manifest", "ms_flair_t1", "--root", ".", "--out", "o", *options]
+        configs = member_configs(build_parser().parse_args(argv))
+        assert [c.seed for c in configs] == seeds
+        budget = 120 if "2m" in options else 300
+        assert all(c.budget_s == budget for c in configs if c.method == "lesion-unet")
+
+
 def test_the_default_method_is_the_budget_planned_recipe() -> None:
     cfg = resolve_train_config(DEFAULT_METHOD, "cpu")
-    assert cfg.method == "lesion-unet" and cfg.lr_schedule == "poly" and cfg.budget_s == 600
+    assert cfg.method == "lesion-unet" and cfg.lr_schedule == "poly" and cfg.budget_s == 300
     assert cfg.calibrate and cfg.lesion_sample_fraction == pytest.approx(1 / 3) and cfg.patch_size is None
     assert cfg.loss == "dice_bce_loss" and cfg.intensity_augmentation
 

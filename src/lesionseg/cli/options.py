@@ -59,15 +59,16 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="JSON file of TrainConfig values")
     add_set_option(parser)
     seed = parser.add_mutually_exclusive_group()
-    seed.add_argument("--seed", type=int, help="random seed (default: the config's)")
+    seed.add_argument("--seed", type=int, help="train one network with this random seed")
     seed.add_argument(
         "--seeds",
         type=int,
         nargs="+",
         metavar="S",
-        help="train one network per seed and average them: an ensemble of seeds (the bundled model is "
-        "lesion-unet with --seeds 0 1 2 --budget 5m), whose threshold and minimum lesion size are chosen "
-        "on the validation subjects for the average; the first seed draws the split",
+        help="train one network per seed and average them: an ensemble of seeds, whose threshold and "
+        "minimum lesion size are chosen on the validation subjects for the average; the first seed draws "
+        "the split (default for lesion-unet: 0 1 2, its shipped recipe and the bundled model's; --seed N "
+        "trains one network)",
     )
     parser.add_argument(
         "--budget",
@@ -77,7 +78,7 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
         metavar="DURATION",
         help="CPU time per model (wall time on CUDA), e.g. 20m or 1h. Budget-planned methods (lesion-unet) "
         "turn it into a step count after a timed warm-up and fit the learning-rate schedule to it (default "
-        "10m); the papers' epoch schedules stop cleanly at it, keeping the best checkpoint",
+        "5m per network); the papers' epoch schedules stop cleanly at it, keeping the best checkpoint",
     )
     parser.add_argument(
         "--steps",
@@ -98,7 +99,7 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
 def member_configs(args: argparse.Namespace) -> list:
     """The resolved TrainConfig of each model the method trains: several for an ensemble method, and one
     per seed of ``--seeds`` for each of them (all averaged as one model)."""
-    from lesionseg.config.train import ensemble_members, resolve_train_config
+    from lesionseg.config.train import default_seeds, ensemble_members, resolve_train_config
 
     config_file = None
     if args.config:
@@ -117,7 +118,11 @@ def member_configs(args: argparse.Namespace) -> list:
         overrides.append(f"device={args.device}")
     from lesionseg.train.options import check_options
 
-    seeds = getattr(args, "seeds", None) or [None]
+    seeds = getattr(args, "seeds", None)
+    if not seeds:  # one seed named (--seed, --set seed=N, a config's seed) trains that one network
+        named = args.seed is not None or (config_file or {}).get("seed") is not None
+        named = named or any(o.replace(" ", "").startswith("seed=") for o in overrides)
+        seeds = [None] if named else default_seeds(args.method)
     if len(set(seeds)) != len(seeds):
         listed = " ".join(map(str, seeds))
         raise LesionsegError(f"--seeds repeats a seed ({listed}): each network needs its own")

@@ -46,18 +46,16 @@ def run(args: argparse.Namespace) -> int:
 
     configs = member_configs(args)
     resolve_device(configs[0].device)  # a one-line error for cuda without CUDA, before any work
-    for cfg in configs:
-        out = args.out / member_folder(cfg, configs)
-        earlier = [p for p in (out / "best.pt", out / "last.pt") if p.exists()]
-        if earlier and not (args.resume or args.overwrite):
-            raise LesionsegError(
-                "holds the checkpoints of an earlier run; pass --resume to continue it or --overwrite to "
-                "replace it",
-                out,
-            )
-        if args.overwrite and not args.resume:
-            for path in earlier:
-                path.unlink()
+    earlier = earlier_run_files(args.out)
+    if earlier and not (args.resume or args.overwrite):
+        raise LesionsegError(
+            "holds the checkpoints of an earlier run; pass --resume to continue it or --overwrite to "
+            "replace it",
+            earlier[0].parent,
+        )
+    if args.overwrite and not args.resume:
+        for path in earlier:
+            path.unlink()
     distributed.init_from_environment()
     manifest = load_manifest(args.manifest)
     cache = PreprocessCache(args.cache or args.out / "cache")
@@ -108,6 +106,20 @@ def run(args: argparse.Namespace) -> int:
         calibrate_trained_ensemble(checkpoints, manifest, args.root, cache, val_subjects, args.out, cfg0.bf16)
     distributed.shutdown()
     return 0
+
+
+def earlier_run_files(out: Path) -> list[Path]:
+    """What an earlier ``train`` left in OUT: its checkpoints, in OUT itself (one network) or in its
+    sub-folders (one per seed or member), and an averaged model's calibration. A new run of another shape
+    (one network where there were three, or the reverse) must not mix with them."""
+    from lesionseg.infer.ensemble_file import ENSEMBLE_FILE
+
+    if not out.is_dir():
+        return []
+    folders = [out, *sorted(p for p in out.iterdir() if p.is_dir())]
+    names = ("best.pt", "last.pt")
+    found = [folder / name for folder in folders for name in names if (folder / name).is_file()]
+    return found + ([out / ENSEMBLE_FILE] if (out / ENSEMBLE_FILE).is_file() else [])
 
 
 def calibrate_trained_ensemble(  # noqa: PLR0913

@@ -205,7 +205,7 @@ LESION_UNET = dict(
     batch_size=8,
     lr_schedule="poly",
     warmup_fraction=0.02,
-    budget_s=600.0,
+    budget_s=300.0,
     evaluations=12,
     slice_filter="brain",
     lesion_sample_fraction=1 / 3,
@@ -222,6 +222,10 @@ LESION_UNET = dict(
     preprocess={"target_size": None},
 )
 DEFAULT_METHOD = "lesion-unet"
+# Seeds a preset trains when neither --seed nor --seeds is given: the shipped lesion recipe is three networks
+# of 5 CPU minutes each, averaged, their average calibrated on validation (the bundled model; its choice over
+# one network of 10 or 15 minutes by the validation subjects of benchmarks/ms_recipe.py: BENCHMARKS.md).
+DEFAULT_SEEDS: dict[str, tuple[int, ...]] = {"lesion-unet": (0, 1, 2)}
 
 METHOD_PRESETS: dict[str, dict] = {
     "lesion-unet": LESION_UNET,
@@ -276,6 +280,12 @@ CPU_LR = {"wmh-dice": 1e-3, "wmh-focal-tversky": 1e-3, "wmh-binary-focal": 1e-3}
 CPU_NETWORK_OPTIONS = {"pixelnet": {"fc_width": 1024, "fc6_kernel": 3, "mlp_width": 512}}
 # Methods whose schedule is planned from the budget: the same settings on every profile.
 BUDGET_PLANNED = {"lesion-unet"}
+
+
+def default_seeds(method: str) -> list[int | None]:
+    """The seeds ``method`` trains by default: one network per seed, averaged; ``[None]``: one network with
+    the config's own seed."""
+    return list(DEFAULT_SEEDS.get(method, (None,)))
 
 
 def method_names() -> list[str]:
