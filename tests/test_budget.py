@@ -63,7 +63,7 @@ def train(phantom_dir: Path, out: Path, cfg):  # noqa: ANN001, ANN201
         (["--method", "tscnn-focal"], [0]),  # the papers' presets: one network, the config's seed
     ],
 )
-def test_train_and_cv_default_to_the_shipped_seeds_of_the_recipe(options: list[str], seeds: list[int]) -> None:
+def test_train_and_cv_default_to_the_recipes_seeds(options: list[str], seeds: list[int]) -> None:
     from lesionseg.cli.main import build_parser
     from lesionseg.cli.options import member_configs
 
