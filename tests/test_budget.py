@@ -277,6 +277,23 @@ def test_train_refuses_to_replace_an_earlier_run(phantom_dir: Path, tmp_path: Pa
     assert (out / "best.pt").read_bytes() == b"earlier"
 
 
+def test_an_earlier_run_of_another_shape_is_refused_and_foreign_folders_are_not_ours(tmp_path: Path) -> None:
+    from lesionseg.cli.train import earlier_run_files
+
+    out = tmp_path / "run"
+    (out / "seed_1").mkdir(parents=True)
+    (out / "seed_1" / "last.pt").write_bytes(b"earlier")  # three seeds trained here before
+    (out / "experiment_a").mkdir()
+    (out / "experiment_a" / "best.pt").write_bytes(b"someone else's")  # not a folder train names
+    (out / "wmh-dice_seed_0").mkdir()
+    (out / "wmh-dice_seed_0" / "best.pt").write_bytes(b"earlier")
+    assert earlier_run_files(out) == [out / "seed_1" / "last.pt", out / "wmh-dice_seed_0" / "best.pt"]
+    proc = train_cli("--manifest", "ms_flair_t1", "--root", ".", "--out", str(out), "--seed", "3")
+    assert proc.returncode == 2 and "--overwrite" in proc.stderr and "seed_1" in proc.stderr
+    assert (out / "seed_1" / "last.pt").read_bytes() == b"earlier"
+    assert earlier_run_files(tmp_path / "missing") == []
+
+
 def test_calibration_does_not_pick_one_blob_that_detects_every_lesion() -> None:
     ref = np.zeros((40, 40, 20), bool)
     ref[5:8, 5:8, 5:8] = ref[30:33, 30:33, 10:13] = True

@@ -98,7 +98,8 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
 
 def member_configs(args: argparse.Namespace) -> list:
     """The resolved TrainConfig of each model the method trains: several for an ensemble method, and one
-    per seed of ``--seeds`` for each of them (all averaged as one model)."""
+    per seed of ``--seeds`` for each of them (all averaged as one model). Without a seed given, a preset
+    trains its default seeds (``config.train.DEFAULT_SEEDS``: lesion-unet's three)."""
     from lesionseg.config.train import default_seeds, ensemble_members, resolve_train_config
 
     config_file = None

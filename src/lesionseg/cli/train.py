@@ -109,14 +109,20 @@ def run(args: argparse.Namespace) -> int:
 
 
 def earlier_run_files(out: Path) -> list[Path]:
-    """What an earlier ``train`` left in OUT: its checkpoints, in OUT itself (one network) or in its
-    sub-folders (one per seed or member), and an averaged model's calibration. A new run of another shape
-    (one network where there were three, or the reverse) must not mix with them."""
+    """What an earlier ``train`` left in OUT: its checkpoints, in OUT itself (one network) or in the
+    sub-folders ``train`` names for seeds and members (``seed_1``, ``wmh-dice``, ``wmh-dice_seed_1``; any
+    other folder is not ours), and an averaged model's calibration. A new run of another shape (one network
+    where there were three, or the reverse) must not mix with them."""
+    import re
+
+    from lesionseg.config.train import method_names
     from lesionseg.infer.ensemble_file import ENSEMBLE_FILE
 
     if not out.is_dir():
         return []
-    folders = [out, *sorted(p for p in out.iterdir() if p.is_dir())]
+    methods = "|".join(re.escape(m) for m in method_names())
+    member = re.compile(rf"(seed_\d+|({methods})(_seed_\d+)?)")
+    folders = [out, *sorted(p for p in out.iterdir() if p.is_dir() and member.fullmatch(p.name))]
     names = ("best.pt", "last.pt")
     found = [folder / name for folder in folders for name in names if (folder / name).is_file()]
     return found + ([out / ENSEMBLE_FILE] if (out / ENSEMBLE_FILE).is_file() else [])

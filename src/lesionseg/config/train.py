@@ -223,8 +223,9 @@ LESION_UNET = dict(
 )
 DEFAULT_METHOD = "lesion-unet"
 # Seeds a preset trains when neither --seed nor --seeds is given: the shipped lesion recipe is three networks
-# of 5 CPU minutes each, averaged, their average calibrated on validation (the bundled model; its choice over
-# one network of 10 or 15 minutes by the validation subjects of benchmarks/ms_recipe.py: BENCHMARKS.md).
+# of 5 CPU minutes each, averaged, their average calibrated on validation (the bundled model). On the
+# validation subjects of benchmarks/ms_recipe.py the average scored above each of its networks, and one
+# network of 5 minutes above one of 10 (BENCHMARKS.md, "The default recipe").
 DEFAULT_SEEDS: dict[str, tuple[int, ...]] = {"lesion-unet": (0, 1, 2)}
 
 METHOD_PRESETS: dict[str, dict] = {
