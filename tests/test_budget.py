@@ -294,6 +294,18 @@ def test_an_earlier_run_of_another_shape_is_refused_and_foreign_folders_are_not_
     assert earlier_run_files(tmp_path / "missing") == []
 
 
+def test_every_folder_member_folder_names_is_recognised_as_one() -> None:
+    from lesionseg.config.train import ensemble_members, is_member_folder, member_folder
+
+    for method in ("lesion-unet", "wmh-ensemble"):
+        members = [
+            resolve_train_config(m, overrides=[f"seed={s}"]) for m in ensemble_members(method) for s in (0, 1)
+        ]
+        names = [member_folder(c, members) for c in members]
+        assert len(set(names)) == len(members) and all(is_member_folder(n) for n in names)
+    assert not any(is_member_folder(n) for n in ("cache", "experiment_a", "seed_x", "wmh-ensemble", ""))
+
+
 def test_calibration_does_not_pick_one_blob_that_detects_every_lesion() -> None:
     ref = np.zeros((40, 40, 20), bool)
     ref[5:8, 5:8, 5:8] = ref[30:33, 30:33, 10:13] = True

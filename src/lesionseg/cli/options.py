@@ -122,7 +122,7 @@ def member_configs(args: argparse.Namespace) -> list:
     seeds = getattr(args, "seeds", None)
     if not seeds:  # one seed named (--seed, --set seed=N, a config's seed) trains that one network
         named = args.seed is not None or (config_file or {}).get("seed") is not None
-        named = named or any(o.replace(" ", "").startswith("seed=") for o in overrides)
+        named = named or any(o.partition("=")[0].strip() == "seed" for o in overrides)
         seeds = [None] if named else default_seeds(args.method)
     if len(set(seeds)) != len(seeds):
         listed = " ".join(map(str, seeds))

@@ -113,16 +113,12 @@ def earlier_run_files(out: Path) -> list[Path]:
     sub-folders ``train`` names for seeds and members (``seed_1``, ``wmh-dice``, ``wmh-dice_seed_1``; any
     other folder is not ours), and an averaged model's calibration. A new run of another shape (one network
     where there were three, or the reverse) must not mix with them."""
-    import re
-
-    from lesionseg.config.train import method_names
+    from lesionseg.config.train import is_member_folder
     from lesionseg.infer.ensemble_file import ENSEMBLE_FILE
 
     if not out.is_dir():
         return []
-    methods = "|".join(re.escape(m) for m in method_names())
-    member = re.compile(rf"(seed_\d+|({methods})(_seed_\d+)?)")
-    folders = [out, *sorted(p for p in out.iterdir() if p.is_dir() and member.fullmatch(p.name))]
+    folders = [out, *sorted(p for p in out.iterdir() if p.is_dir() and is_member_folder(p.name))]
     names = ("best.pt", "last.pt")
     found = [folder / name for folder in folders for name in names if (folder / name).is_file()]
     return found + ([out / ENSEMBLE_FILE] if (out / ENSEMBLE_FILE).is_file() else [])

@@ -11,6 +11,7 @@ trains in minutes on 2 cores, and says so in the saved config.
 from __future__ import annotations
 
 import math
+import re
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -312,6 +313,13 @@ def member_folder(cfg: TrainConfig, members: Sequence[TrainConfig], with_method:
     if len({m.seed for m in members}) > 1:
         parts.append(f"seed_{cfg.seed}")
     return "_".join(parts)
+
+
+def is_member_folder(name: str) -> bool:
+    """Whether ``name`` is a folder name that :func:`member_folder` gives (``seed_1``, ``wmh-dice``,
+    ``wmh-dice_seed_1``)."""
+    methods = "|".join(re.escape(m) for m in METHOD_PRESETS)
+    return re.fullmatch(rf"seed_-?\d+|({methods})(_seed_-?\d+)?", name) is not None
 
 
 def resolve_train_config(
