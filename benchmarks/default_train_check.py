@@ -24,11 +24,11 @@ from pathlib import Path
 
 import numpy as np
 from _timing import write_result
-from ms_recipe import fit_floor_k, floor_dice
 
 from lesionseg.config.train import DEFAULT_METHOD, resolve_train_config
 from lesionseg.data.cache import PreprocessCache
 from lesionseg.data.manifest import load_manifest
+from lesionseg.evaluate.floor import fit_floor_k, floor_dice
 from lesionseg.infer.ensemble_file import ENSEMBLE_FILE
 from lesionseg.nets.checkpoint import load_checkpoint
 

@@ -90,6 +90,7 @@ from lesionseg.data.manifest import Manifest, load_case, load_manifest
 from lesionseg.data.splits import Fold, Splits, load_splits, make_splits
 from lesionseg.evaluate.cv import predict_and_score
 from lesionseg.evaluate.ensemble_calibration import calibrate_ensemble
+from lesionseg.evaluate.floor import fit_floor_k, floor_mask
 from lesionseg.infer.predictor import Predictor, load_members
 from lesionseg.metrics import label_map_metrics
 from lesionseg.preprocess import invert
@@ -173,7 +174,6 @@ UNCALIBRATED = (
     "recipe-20m",
     *ENSEMBLES,
 )
-FLOOR_K = tuple(np.round(np.arange(1.0, 4.01, 0.25), 2))
 METRICS = ("dsc", "precision", "sensitivity", "lesion_f1", "avd")
 
 
@@ -286,22 +286,6 @@ def run_ensemble_fold(row: str, k: int, manifest: Manifest, data: Path, runs: Pa
         "val": fold.val,
         "test": fold.test,
     }
-
-
-def floor_mask(pre, threshold: float) -> np.ndarray:  # noqa: ANN001
-    """The floor: FLAIR (channel 0, z-scored in the brain) > ``threshold`` inside the brain mask."""
-    return ((np.asarray(pre.image[0]) > threshold) & (np.asarray(pre.mask) > 0)).astype(np.uint8)
-
-
-def floor_dice(pre, threshold: float) -> float:  # noqa: ANN001
-    pred, ref = floor_mask(pre, threshold) > 0, np.asarray(pre.label) > 0
-    return float(2.0 * np.logical_and(pred, ref).sum() / max(pred.sum() + ref.sum(), 1))
-
-
-def fit_floor_k(cases: list) -> float:
-    """The k of FLOOR_K with the best mean Dice over ``cases`` (preprocessed)."""
-    scores = [float(np.mean([floor_dice(pre, threshold) for pre in cases])) for threshold in FLOOR_K]
-    return float(FLOOR_K[int(np.argmax(scores))])
 
 
 def floor_fold(k: int, manifest: Manifest, data: Path, runs: Path) -> dict:

@@ -25,15 +25,13 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-import torch
-
 from lesionseg.config.train import TrainConfig, resolve_train_config
 from lesionseg.data.cache import PreprocessCache
 from lesionseg.data.manifest import Manifest, load_manifest
 from lesionseg.evaluate.ensemble_calibration import calibrate_ensemble
 from lesionseg.infer.ensemble_file import write_ensemble_calibration
 from lesionseg.infer.predictor import Predictor, load_members
-from lesionseg.nets.checkpoint import load_checkpoint, save_checkpoint
+from lesionseg.nets.checkpoint import save_checkpoint, shipped_state
 from lesionseg.train.run import train_model
 from lesionseg.train.trainer import TrainResult
 
@@ -54,15 +52,6 @@ def train_member(
     cfg = resolve_train_config(METHOD, "cpu", overrides=[*BUDGET, *(QUICK if quick else []), f"seed={seed}"])
     train = [s for s in manifest.subjects if s not in VALIDATION]
     return cfg, train_model(cfg, manifest, data, train, VALIDATION, out, cache, resume=True)
-
-
-def shipped_state(best: Path, trained: dict) -> dict:
-    """The checkpoint without optimiser and random-number state, weights in float32, with how it was made."""
-    state = load_checkpoint(best)
-    shipped = {k: v for k, v in state.items() if k not in ("optimizer", "rng", "torch_rng")}
-    shipped["model"] = {k: v.to(torch.float32) for k, v in shipped["model"].items()}
-    shipped["trained"] = trained
-    return shipped
 
 
 def main() -> None:

@@ -3,7 +3,9 @@
 - ``shared_data``: Path to the real sample sets (``<repo>/../shared/data`` or ``$LESIONSEG_DATA``); the
   test is skipped when the folder is absent.
 - ``phantom_dir``: a 3-case phantom dataset (48 x 56 x 32 voxels at 3 x 3 x 4 mm, seed 0, same field of
-  view as the default phantom), written once per session; ``phantom_dir / "manifest.json"`` describes it
+  view as the default phantom), skull-stripped (as the bundled model's training scans; segment's skull
+  detection leaves it alone, so deepbet runs only in the tests of skull handling), written once per
+  session; ``phantom_dir / "manifest.json"`` describes it
   with paths relative to ``phantom_dir``. Read only: do not modify it.
 - ``tiny_volume_factory``: writes small random volumes to ``tmp_path`` with a randomly chosen extension
   (.nii.gz, .nii, .nrrd, .mha; chosen per call, reproducibly per test), as TorchIO's tests do.
@@ -62,7 +64,9 @@ def phantom_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from lesionseg.phantom import write_phantom_dataset
 
     out = tmp_path_factory.mktemp("phantom") / "data"
-    write_phantom_dataset(out, 3, seed=0, shape=PHANTOM_TEST_SHAPE, spacing=PHANTOM_TEST_SPACING)
+    write_phantom_dataset(
+        out, 3, seed=0, shape=PHANTOM_TEST_SHAPE, spacing=PHANTOM_TEST_SPACING, skull_stripped=True
+    )
     return out
 
 

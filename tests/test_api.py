@@ -105,8 +105,11 @@ def test_segment_refuses_bare_arrays(phantom_dir: Path) -> None:
 
 
 def test_segment_needs_every_channel_of_the_model(phantom_dir: Path) -> None:
+    from lesionseg.models import bundled_model_path
+
+    flair_t1_model = bundled_model_path(("FLAIR", "T1"))
     with pytest.raises(lesionseg.LesionsegError, match="2 channel"):
-        lesionseg.segment(phantom_case(phantom_dir) / "flair.nii.gz")
+        lesionseg.segment(phantom_case(phantom_dir) / "flair.nii.gz", model=flair_t1_model)
 
 
 @pytest.mark.data

@@ -121,7 +121,8 @@ def test_two_patients_into_one_out_do_not_collide(phantom_dir: Path, tmp_path: P
     }  # fmt: skip
     sidecar = json.loads((out / "patient1_mask.json").read_text())
     assert sidecar["inputs"]["FLAIR"].endswith("patient1_FLAIR.nii.gz")
-    assert [s["step"] for s in sidecar["steps"]] == ["read", "read"]  # same grid: no registration
+    steps = [s["step"] for s in sidecar["steps"]]
+    assert steps == ["read", "read", "skull_detection"]  # same grid: no registration; no skull found
 
 
 @pytest.mark.parametrize("value", ["1.5", "0", "1", "-0.1", "nan", "inf"])

@@ -25,15 +25,25 @@ def segment(
     model: str | Path | Sequence[str | Path] | Predictor | None = None,
     device: str = "auto",
     mask: str | Path | Volume | None = None,
+    register: bool = True,
+    skull_strip: str = "auto",
+    threshold: float | None = None,
+    min_lesion_mm3: float | None = None,
+    tta: bool | None = None,
+    out: str | Path | None = None,
 ) -> Volume:
     """Segment one case; returns the label Volume (uint8, 0/1 for a binary model) on the FLAIR's grid.
 
-    ``flair``, ``t1``: file paths or :class:`lesionseg.Volume` s on one grid; a Volume must carry its real
-    affine (the images are reoriented to RAS from it, so a made-up affine changes the mask).
-    ``model``: None = the bundled FLAIR+T1 model (see ``lesionseg/models/MODEL_CARD.md``), a checkpoint
-    path, several paths (an ensemble), or a :class:`lesionseg.Predictor`. ``device``: "auto" = CUDA when
-    available. ``mask``: an optional brain mask on the same grid (default: derived from the images).
-    The mask equals the one ``lesionseg segment FLAIR T1 -o OUT`` writes, voxel for voxel.
+    The same road as ``lesionseg segment FLAIR [T1] -o OUT`` (:mod:`lesionseg.infer.case_road`), with the
+    same defaults, so both give the same mask voxel for voxel: a T1 on another grid is registered to the
+    FLAIR (``register``), a scan with skull is found and stripped (``skull_strip`` "auto", "on", "off").
+    ``flair``, ``t1``: file paths or :class:`lesionseg.Volume` s; a Volume must carry its real affine (the
+    images are reoriented to RAS from it, so a made-up affine changes the mask). ``t1`` None: FLAIR alone.
+    ``model``: None = the bundled model for the channels given (FLAIR + T1, or FLAIR alone; see
+    ``lesionseg/models/MODEL_CARD.md``), a checkpoint path, several paths (an ensemble), a model folder,
+    or a :class:`lesionseg.Predictor`. ``threshold``, ``min_lesion_mm3``, ``tta``: None = the model's own.
+    ``device``: "auto" = CUDA when available. ``mask``: an optional brain mask on the FLAIR's grid.
+    ``out``: also write the mask there (``.nii.gz``) with its JSON sidecar, as the command does.
 
     >>> import lesionseg, tempfile, pathlib
     >>> from lesionseg.phantom import write_phantom_dataset
@@ -44,19 +54,31 @@ def segment(
     >>> labels.kind, labels.shape == lesionseg.read_volume(case / "flair.nii.gz").shape
     ('label', True)
     """
-    from lesionseg.infer.files import InferenceOptions, load_predictor, predict_channels
+    from lesionseg.infer.case_road import segment_case, segment_case_to_files
+    from lesionseg.infer.files import InferenceOptions, OutputPaths, load_predictor
     from lesionseg.infer.predictor import Predictor
+    from lesionseg.io import read_volume
 
+    given = [flair] if t1 is None else [flair, t1]
     if isinstance(model, Predictor):
         predictor = model
     else:
         models = None if model is None else [model] if isinstance(model, (str, Path)) else list(model)
-        predictor = load_predictor(models, InferenceOptions(device=device))
+        options = InferenceOptions(threshold, min_lesion_mm3, tta, device=device)
+        predictor = load_predictor(models, options, ("FLAIR",) if t1 is None else ("FLAIR", "T1"))
     names = predictor.channel_names
-    given = [flair] if t1 is None else [flair, t1]
     if len(given) != len(names):
         raise LesionsegError(
             f"the model takes {len(names)} channel(s) ({', '.join(names)}); {len(given)} given"
         )
-    prediction, _ = predict_channels(predictor, dict(zip(names, given, strict=True)), mask)
-    return prediction.label
+    channels = dict(zip(names, given, strict=True))
+    road = {"register": register, "skull_strip": skull_strip}
+    if out is None:
+        prediction, _ = segment_case(predictor, channels, mask, **road)
+        return prediction.label
+    out = Path(out)
+    if not out.name.lower().endswith((".nii.gz", ".nii")):
+        raise LesionsegError("output must be a .nii.gz or .nii file", out)
+    sidecar = out.with_name(out.name.removesuffix(".gz").removesuffix(".nii") + ".json")
+    segment_case_to_files(predictor, channels, OutputPaths.beside(out), sidecar, mask, **road)
+    return read_volume(out, "label")

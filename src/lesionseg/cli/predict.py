@@ -8,7 +8,6 @@ import math
 import re
 import sys
 from dataclasses import dataclass, field
-from datetime import UTC
 from pathlib import Path
 
 from lesionseg.config.train import DEVICE_CHOICES
@@ -63,9 +62,9 @@ def add_inference_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--skull-strip",
-        action="store_true",
-        help="strip the skull first with deepbet, for scans with skull (default: off; needs "
-        "pip install 'lesionseg[skullstrip]')",
+        action=argparse.BooleanOptionalAction,
+        help="strip the skull with deepbet first (default: when the scan is found to have skull: its "
+        "foreground holds more than 2.3 L; the sidecar records the decision)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -156,13 +155,15 @@ def check_inference_options(args: argparse.Namespace) -> None:
         math.isfinite(args.min_lesion_mm3) and args.min_lesion_mm3 >= 0
     ):
         raise LesionsegError(f"--min-lesion-mm3 must be a finite number >= 0, got {args.min_lesion_mm3}")
-    if args.skull_strip:
+    if getattr(args, "skull_strip", None):
         from lesionseg.preprocess.skullstrip import require_skullstrip
 
         require_skullstrip()
 
 
-def load_predictor_from_args(args: argparse.Namespace, models: list[Path] | None):  # noqa: ANN201
+def load_predictor_from_args(  # noqa: ANN201
+    args: argparse.Namespace, models: list[Path] | None, channels: tuple[str, ...] = ("FLAIR", "T1")
+):
     from lesionseg.infer.files import InferenceOptions, load_predictor
     from lesionseg.nets.device import resolve_device
 
@@ -171,7 +172,7 @@ def load_predictor_from_args(args: argparse.Namespace, models: list[Path] | None
     options = InferenceOptions(
         args.threshold, args.min_lesion_mm3, args.tta, args.bf16, args.device, progress=progress
     )
-    return load_predictor(models, options)
+    return load_predictor(models, options, channels)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -334,48 +335,24 @@ def predict_job(predictor, job: Job, out_dir: Path, args: argparse.Namespace) ->
 
 
 def predict_and_record(predictor, channels, mask_path, outputs, sidecar: Path, args) -> list[Path]:  # noqa: ANN001
-    """Prepare the raw channels (read, register, skull-strip), predict, write the outputs and the sidecar."""
-    from lesionseg.infer.files import predict_files, read_brain_mask
-    from lesionseg.preprocess.native import prepare_channels
+    """One case down the road of :mod:`lesionseg.infer.case_road`, with the command's options."""
+    from lesionseg.infer.case_road import segment_case_to_files
 
-    existing = [p for _, p in outputs.items() if p.exists()] + ([sidecar] if sidecar.exists() else [])
-    if existing and not args.overwrite:
-        raise LesionsegError("output exists (use --overwrite to replace it)", existing[0])
-    device = "cpu" if args.device == "cpu" else str(getattr(predictor, "device", "cpu"))
-    images, stripped, steps = prepare_channels(
-        channels, predictor.channel_names, args.register, args.skull_strip, device
+    return segment_case_to_files(
+        predictor,
+        channels,
+        outputs,
+        sidecar,
+        mask_path,
+        register=args.register,
+        skull_strip=skull_strip_mode(args),
+        overwrite=args.overwrite,
     )
-    names = predictor.channel_names
-    volumes = dict(zip(names, images, strict=True))
-    mask = read_brain_mask(mask_path) if mask_path else stripped
-    if mask_path:
-        steps.append({"step": "brain_mask", "file": str(mask_path)})
-    written = predict_files(predictor, volumes, outputs, mask, overwrite=args.overwrite)
-    write_sidecar(sidecar, predictor, channels, steps, written)
-    return [*written, sidecar]
 
 
-def write_sidecar(path: Path, predictor, channels, steps: list[dict], written: list[Path]) -> None:  # noqa: ANN001
-    """The JSON record beside a mask: inputs, model, options and every preprocessing step applied."""
-    from datetime import datetime
-
-    from lesionseg import __version__
-    from lesionseg.io import atomic_output
-
-    record = {
-        "lesionseg_version": __version__,
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "inputs": {name: str(p) for name, p in channels.items()},
-        "models": [m.source for m in predictor.members],
-        "threshold": predictor.threshold,
-        "min_lesion_mm3": getattr(predictor, "min_lesion_mm3", None),
-        "tta": predictor.flip_tta,
-        "steps": steps,
-        "outputs": [str(p) for p in written],
-        "grid": "outputs are on the grid of the first input channel, with its affine and header",
-    }
-    with atomic_output(path) as tmp:
-        tmp.write_text(json.dumps(record, indent=2) + "\n")
+def skull_strip_mode(args: argparse.Namespace) -> str:
+    """--skull-strip / --no-skull-strip / neither: "on", "off", "auto"."""
+    return {True: "on", False: "off", None: "auto"}[getattr(args, "skull_strip", None)]
 
 
 def write_derivatives_description(out_dir: Path) -> None:

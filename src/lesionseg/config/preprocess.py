@@ -6,18 +6,22 @@ The steps, in the order they run (see ``lesionseg.preprocess``):
    last axis (Z) is the axial slice axis.
 2. ``target_spacing``: resample to this (x, y, z) spacing in mm (linear for images, nearest for labels);
    None (default) keeps the native grid. Not exactly invertible.
-3. ``brain_mask``: "file" uses the manifest's mask and falls back to "nonzero" when the case has none;
+3. ``skull_strip`` (before the steps above, on the native grid; manifest cases without a brain-mask file
+   only): "auto" strips a scan found to have skull (foreground above 2.3 L,
+   ``lesionseg.preprocess.skullstrip.has_skull``) with deepbet, "on" always, "off" never; the deepbet mask is
+   then the brain mask.
+4. ``brain_mask``: "file" uses the manifest's mask and falls back to "nonzero" when the case has none;
    "nonzero" keeps voxels that differ from the background value (the most common value on the volume's
    border, per channel, so negative backgrounds of z-scored images count as background) in any channel;
    "otsu" thresholds the first channel with Otsu's method; "none" uses the whole volume. Derived masks
    get their holes filled and keep only the largest connected component.
-4. ``n4``: N4 bias-field correction (fit on the image shrunk by ``n4_shrink``, ``n4_iterations`` per
+5. ``n4``: N4 bias-field correction (fit on the image shrunk by ``n4_shrink``, ``n4_iterations`` per
    fitting level, inside the brain mask; the log bias field is then applied at full resolution).
    Off by default: every shared data set is already N4-corrected (open_ms_data) or holds quantitative or
    normalised maps (ADC, z-scored BraTS) that N4 would distort. The "raw" preset turns it on.
-5. ``normalize``: "zscore" per channel inside the brain mask (0 outside), or "none".
-6. ``crop_margin``: crop to the brain's bounding box grown by this many voxels per axis (x, y, z).
-7. ``target_size``: pad in-plane (x, y) to this size; a larger brain box is first shrunk in-plane (one
+6. ``normalize``: "zscore" per channel inside the brain mask (0 outside), or "none".
+7. ``crop_margin``: crop to the brain's bounding box grown by this many voxels per axis (x, y, z).
+8. ``target_size``: pad in-plane (x, y) to this size; a larger brain box is first shrunk in-plane (one
    scale for both axes, linear for images, nearest for labels), which is not exactly invertible. Padding
    (with 0, the z-scored background) is the default and the normal case (all three papers use 256x256).
    None: no padding. Z is cropped, never padded, so cases keep their own number of slices.
@@ -35,6 +39,7 @@ from lesionseg.errors import LesionsegError
 
 BrainMaskMode = Literal["file", "nonzero", "otsu", "none"]
 NormalizeMode = Literal["zscore", "none"]
+SkullStripMode = Literal["auto", "on", "off"]
 
 
 @dataclass(frozen=True)
@@ -50,8 +55,11 @@ class PreprocessConfig:
     normalize: NormalizeMode = "zscore"
     crop_margin: tuple[int, int, int] = (4, 4, 2)
     target_size: tuple[int, int] | None = (256, 256)
+    skull_strip: SkullStripMode = "auto"
 
     def __post_init__(self) -> None:
+        if self.skull_strip not in ("auto", "on", "off"):
+            raise LesionsegError(f"skull_strip must be auto, on or off, got {self.skull_strip!r}")
         if self.target_spacing is not None and min(self.target_spacing) <= 0:
             raise LesionsegError(f"target_spacing must be positive, got {self.target_spacing}")
         if self.n4_shrink < 1:

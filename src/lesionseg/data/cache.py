@@ -46,8 +46,16 @@ log = logging.getLogger(__name__)
 
 
 def preprocess_case(loaded: LoadedCase, config: PreprocessConfig) -> PreprocessedCase:
-    """Preprocess a case read by ``load_case`` (its channels, label and brain-mask file, if any)."""
-    return preprocess_volumes(loaded.images, config, mask=loaded.mask, label=loaded.label)
+    """Preprocess a case read by ``load_case`` (its channels, label and brain-mask file, if any). A case
+    without a brain-mask file whose scan has skull is skull-stripped first (``config.skull_strip``)."""
+    images, mask = loaded.images, loaded.mask
+    if mask is None and config.brain_mask == "file":
+        from lesionseg.preprocess.skullstrip import should_strip, strip_skull
+
+        if should_strip(config.skull_strip, loaded.reference)[0]:
+            names = list(loaded.case.images)
+            images, mask, _ = strip_skull(images, names)
+    return preprocess_volumes(images, config, mask=mask, label=loaded.label)
 
 
 class PreprocessCache:

@@ -53,6 +53,7 @@ class ImageSpec:
     spacing: tuple[float, float, float] = (1.0, 1.0, 1.0)
     value_map: dict[int, int] = field(default_factory=dict)
     threshold: float | None = None
+    resample: bool = False  # "resample": "world": on another grid than the image; resampled onto it
 
     @classmethod
     def parse(cls, raw: str | dict, where: str) -> ImageSpec:
@@ -68,12 +69,19 @@ class ImageSpec:
             spacing=tuple(float(s) for s in raw.get("spacing", (1.0, 1.0, 1.0))),
             value_map={int(k): int(v) for k, v in raw.get("value_map", {}).items()},
             threshold=raw.get("threshold"),
+            resample=_parse_resample(raw.get("resample"), where),
         )
 
     def to_json(self) -> str | dict:
         default_spacing = self.spacing == (1.0, 1.0, 1.0)
         plain = self.component is None and default_spacing  # nothing a one-slice path file would need
-        if self.slices is None and not self.value_map and self.threshold is None and plain:
+        if (
+            self.slices is None
+            and not self.value_map
+            and self.threshold is None
+            and plain
+            and not self.resample
+        ):
             return self.path  # type: ignore[return-value]
         out: dict = {"path": self.path} if self.path else {"slices": self.slices}
         if self.exclude:
@@ -86,6 +94,8 @@ class ImageSpec:
             out["value_map"] = {str(k): v for k, v in self.value_map.items()}
         if self.threshold is not None:
             out["threshold"] = self.threshold
+        if self.resample:
+            out["resample"] = "world"
         return out
 
     def describe(self) -> str:
@@ -100,6 +110,7 @@ class Case:
     label: ImageSpec | None = None
     mask: ImageSpec | None = None
     label_slices: tuple[int, ...] | None = None  # slices with a reference label (None: all)
+    site: str | None = None  # acquisition site / scanner: leave-one-site-out splits group by it
 
 
 @dataclass
@@ -151,6 +162,7 @@ class Manifest:
                     "mask": c.mask.to_json() if c.mask else None,
                 }
                 | ({} if c.label_slices is None else {"label_slices": list(c.label_slices)})
+                | ({} if c.site is None else {"site": c.site})
                 for c in self.cases
             ],
         }
@@ -202,6 +214,7 @@ def manifest_from_dict(raw: dict, path: Path | None = None) -> Manifest:
                     label=ImageSpec.parse(rc["label"], f"case {i} label") if rc.get("label") else None,
                     mask=ImageSpec.parse(rc["mask"], f"case {i} mask") if rc.get("mask") else None,
                     label_slices=_parse_label_slices(rc.get("label_slices"), f"case {i}"),
+                    site=None if rc.get("site") is None else str(rc["site"]),
                 )
             )
         regions = {str(k): [int(x) for x in v] for k, v in raw.get("regions", {}).items()}
@@ -223,6 +236,15 @@ def manifest_from_dict(raw: dict, path: Path | None = None) -> Manifest:
         spacing_note=str(raw.get("spacing_note", "")),
         path=path,
     )
+
+
+def _parse_resample(raw: object, where: str) -> bool:
+    """``resample``: absent or "world" (resample onto the image grid through both affines)."""
+    if raw is None:
+        return False
+    if raw != "world":
+        raise LesionsegError(f'{where}: "resample" must be "world", got {raw!r}')
+    return True
 
 
 def _parse_label_slices(raw: object, where: str) -> tuple[int, ...] | None:
@@ -303,6 +325,8 @@ def load_case(manifest: Manifest, case: Case, root: str | Path, with_label: bool
     label = read_spec(case.label, root, "label") if (with_label and case.label) else None
     if label is not None and case.label_slices is not None:
         label = place_label_slices(label, reference, case.label_slices)
+    if label is not None and case.label.resample:
+        label = onto_reference_grid(label, reference)
     if label is not None:
         require_same_grid(reference, label, "label")
         extra = sorted(set(np.unique(label.array).tolist()) - manifest.label_values)
@@ -312,11 +336,31 @@ def load_case(manifest: Manifest, case: Case, root: str | Path, with_label: bool
                 label.source,
             )
     mask = read_spec(case.mask, root, "mask") if case.mask else None
+    if mask is not None and case.mask.resample:
+        mask = onto_reference_grid(mask, reference)
     if mask is not None:
         require_same_grid(reference, mask, "brain mask")
         if not mask.array.any():
             raise LesionsegError("brain mask is empty", mask.source)
     return LoadedCase(case, images, label, mask)
+
+
+def onto_reference_grid(volume: Volume, reference: Volume) -> Volume:
+    """``volume`` (a label or mask on another grid, e.g. a rater's mask on the MPRAGE grid) resampled onto
+    ``reference``'s grid through world coordinates (:func:`lesionseg.preprocess.geometry.resample_to_grid`).
+    Refused when the two grids do not overlap in the world: the affines cannot both be right."""
+    from lesionseg.preprocess.geometry import resample_to_grid
+
+    if volume.same_grid(reference):
+        return volume
+    array = resample_to_grid(volume.array, volume.affine, reference.affine, reference.shape, "label")
+    if volume.array.any() and not array.any():
+        raise LesionsegError(
+            f"resampled onto the grid of {reference.source}, nothing of it is left: the two grids do not "
+            "overlap in world coordinates",
+            volume.source,
+        )
+    return Volume(array, reference.affine.copy(), "label", None, volume.source)
 
 
 def place_label_slices(label: Volume, reference: Volume, label_slices: tuple[int, ...]) -> Volume:

@@ -87,16 +87,19 @@ def bf16_supported() -> bool:
 
 
 def load_predictor(
-    models: Sequence[str | Path] | None = None, options: InferenceOptions | None = None
+    models: Sequence[str | Path] | None = None,
+    options: InferenceOptions | None = None,
+    channels: Sequence[str] = ("FLAIR", "T1"),
 ) -> Predictor:
     """A Predictor over checkpoint files (several: an ensemble; a folder: what was trained into it, see
-    ``ensemble_file.py``); None = the bundled model. An ensemble trained with its own calibration uses its
-    saved threshold and minimum lesion size unless ``options`` set them."""
+    ``ensemble_file.py``); None = the bundled model for ``channels`` (FLAIR + T1, or FLAIR alone). An
+    ensemble trained with its own calibration uses its saved threshold and minimum lesion size unless
+    ``options`` set them."""
     options = options or InferenceOptions()
     if models is None:
         from lesionseg.models import bundled_model_path
 
-        models = [bundled_model_path()]
+        models = [bundled_model_path(channels)]
     paths = expand_model_folders(models)
     threshold, min_lesion_mm3 = options.threshold, options.min_lesion_mm3
     saved = saved_ensemble_calibration(paths)

@@ -68,6 +68,16 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     return path
 
 
+def shipped_state(path: str | Path, trained: dict) -> dict[str, Any]:
+    """A checkpoint as a model ships it: without optimiser and random-number state, weights in float32, with
+    ``trained`` (how it was made) recorded under "trained"."""
+    state = load_checkpoint(path)
+    shipped = {k: v for k, v in state.items() if k not in ("optimizer", "rng", "torch_rng")}
+    shipped["model"] = {k: v.to(torch.float32) for k, v in shipped["model"].items()}
+    shipped["trained"] = trained
+    return shipped
+
+
 def load_checkpoint(path: str | Path, require: Iterable[str] = ()) -> dict[str, Any]:
     """Load a checkpoint weights-only and check its schema; ``require`` names further keys that must be there
     (e.g. RESUME_KEYS). LesionsegError (one line, naming the file and the key) for anything wrong."""

@@ -95,11 +95,14 @@ def write_phantom_dataset(
     shape: Sequence[int] = DEFAULT_SHAPE,
     spacing: Sequence[float] = DEFAULT_SPACING,
     overwrite: bool = False,
+    skull_stripped: bool = False,
 ) -> Path:
     """Draw ``n_cases`` phantom subjects and write them with their manifest; return the manifest's path.
 
     Deterministic: case i depends only on (seed, i, shape, spacing). With ``overwrite`` an existing
     phantom folder (one holding a manifest.json) is replaced; a non-empty folder is otherwise refused.
+    ``skull_stripped``: the images are 0 outside the brain mask, as scans after brain extraction (the
+    default keeps scalp, skull and the noisy background, as scans come from the scanner).
     """
     out_dir = Path(out_dir)
     validate_phantom_args(out_dir, n_cases, shape, spacing, overwrite)
@@ -109,8 +112,14 @@ def write_phantom_dataset(
         for i in range(n_cases):
             case = make_phantom_case(case_rng(seed, i), shape, spacing)
             folder = staging / case_id(i)
-            write_volume(case.flair, folder / FILES["FLAIR"])
-            write_volume(case.t1, folder / FILES["T1"])
+            flair, t1 = case.flair, case.t1
+            if skull_stripped:
+                brain = case.brain_mask.array > 0
+                flair, t1 = (
+                    v.with_array(np.where(brain, v.array, 0).astype(v.array.dtype)) for v in (flair, t1)
+                )
+            write_volume(flair, folder / FILES["FLAIR"])
+            write_volume(t1, folder / FILES["T1"])
             write_volume(case.label, folder / FILES["label"])
             write_volume(case.brain_mask, folder / FILES["mask"])
         with atomic_output(staging / "manifest.json") as tmp:

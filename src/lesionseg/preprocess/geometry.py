@@ -182,3 +182,36 @@ def from_working(array: np.ndarray, record: PreprocessRecord, kind: Kind) -> np.
     if record.resample is not None:
         array = scale_backward(array, record.resample, kind)
     return np.ascontiguousarray(apply_orientation(array, record.inverse_orientation))
+
+
+# -- a volume onto another grid through world coordinates ----------------------------------------------------
+def resample_to_grid(
+    array: np.ndarray, affine: np.ndarray, target_affine: np.ndarray, target_shape: Sequence[int], kind: Kind
+) -> np.ndarray:
+    """``array`` (on the grid of ``affine``) sampled at the voxel centres of another grid through world
+    coordinates: voxel ``v`` of the target takes the value at ``inv(affine) @ target_affine @ v``.
+
+    Both affines map voxel indices to the same world (scanner RAS mm), so any rotation, shear, shift and
+    spacing between the grids is followed; points outside the input get 0. ``kind`` "image": linear.
+    ``kind`` "label": a 0/1 mask is interpolated linearly and kept where at least half a voxel is lesion
+    (>= 0.5), so a 1 mm mask resampled onto 4.4 mm slices keeps the lesions' partial volume instead of
+    nearest-neighbour aliasing; a label map with more values takes the nearest neighbour.
+    """
+    from scipy import ndimage
+
+    index_map = np.linalg.inv(np.asarray(affine, dtype=np.float64)) @ np.asarray(target_affine, np.float64)
+    binary = kind == "label" and set(np.unique(array).tolist()) <= {0, 1}
+    order = 1 if kind == "image" or binary else 0
+    source = array.astype(np.float32) if order == 1 else array
+    out = ndimage.affine_transform(
+        source,
+        index_map[:3, :3],
+        offset=index_map[:3, 3],
+        output_shape=tuple(int(s) for s in target_shape),
+        order=order,
+        mode="constant",
+        cval=0.0,
+    )
+    if kind == "label":
+        return (out >= 0.5).astype(array.dtype) if binary else out.astype(array.dtype)
+    return out.astype(np.float32)

@@ -5,8 +5,9 @@ Steps, each recorded (a dict per step, for the output's JSON sidecar):
    equal, e.g. all zero) is refused: there is nothing to segment.
 2. ``register``: a channel whose grid differs from the reference (first) channel's is registered rigidly
    onto it (:mod:`lesionseg.preprocess.register`); channels already on its grid are left alone.
-3. ``skull_strip``: a brain mask from deepbet on the T1 (else the reference), applied to every channel and
-   returned as the brain mask (optional extra, :mod:`lesionseg.preprocess.skullstrip`).
+3. ``skull_strip``: "auto" (default) strips a scan found to have skull (:func:`skullstrip.has_skull`),
+   "on" always, "off" never: a brain mask from deepbet on the T1 (else the reference), applied to every
+   channel and returned as the brain mask (:mod:`lesionseg.preprocess.skullstrip`).
 Everything returned is on the reference channel's grid with its affine and header, so the mask predicted
 from it is written on the FLAIR's native grid.
 """
@@ -22,28 +23,40 @@ from lesionseg.errors import LesionsegError
 from lesionseg.io import Volume, read_volume
 
 
-def read_channel(path: str | Path, name: str) -> tuple[Volume, dict]:
-    """One channel and its 'read' record; LesionsegError for a constant image."""
-    path = Path(path)
-    volume = read_volume(path)
+def read_channel(path: str | Path | Volume, name: str) -> tuple[Volume, dict]:
+    """One channel (a file, or a Volume taken as it is) and its 'read' record; LesionsegError for a
+    constant image."""
+    if isinstance(path, Volume):
+        volume = path
+    elif isinstance(path, (str, Path)):
+        volume = read_volume(Path(path))
+    else:
+        raise TypeError(
+            f"expected a file path or a lesionseg.Volume, got {type(path).__name__}: an array alone has no "
+            "affine, and the orientation it gives decides the mask (wrap it as Volume(array, affine))"
+        )
+    source = volume.source if isinstance(path, Volume) else Path(path)
     low, high = (float(volume.array.min()), float(volume.array.max())) if volume.array.size else (0.0, 0.0)
     if low == high:
-        raise LesionsegError(f"{name} image is constant (every voxel {low:g}): nothing to segment", path)
-    fmt = "dicom" if path.is_dir() else path.name.split(".", 1)[-1].lower()
+        raise LesionsegError(f"{name} image is constant (every voxel {low:g}): nothing to segment", source)
+    if source is None:
+        fmt = "volume"
+    else:
+        fmt = "dicom" if Path(source).is_dir() else Path(source).name.split(".", 1)[-1].lower()
     return volume, {
         "step": "read",
         "channel": name,
-        "file": str(path),
+        "file": str(source) if source is not None else "a Volume in memory",
         "format": fmt,
         "shape": list(volume.shape),
     }
 
 
 def prepare_channels(
-    channels: Mapping[str, str | Path],
+    channels: Mapping[str, str | Path | Volume],
     channel_names: Sequence[str],
     register: bool = True,
-    skull_strip: bool = False,
+    skull_strip: bool | str = "auto",
     device: str = "cpu",
 ) -> tuple[list[Volume], Volume | None, list[dict]]:
     """(channels in ``channel_names`` order on the first one's grid, brain mask from skull-stripping or
@@ -51,7 +64,8 @@ def prepare_channels(
     missing = [name for name in channel_names if name not in channels]
     if missing:
         raise LesionsegError(f"the model needs channel(s) {', '.join(missing)} (have {', '.join(channels)})")
-    if skull_strip:
+    mode = {True: "on", False: "off"}.get(skull_strip, skull_strip)  # type: ignore[call-overload]
+    if mode == "on":
         from lesionseg.preprocess.skullstrip import require_skullstrip
 
         require_skullstrip()  # before any reading: a missing extra is the user's first thing to fix
@@ -67,8 +81,9 @@ def prepare_channels(
             continue
         if not register:
             raise LesionsegError(
-                f"channel {name} is not on the grid of {channels[channel_names[0]]} (registration is off)",
-                channels[name],
+                f"channel {name} is not on the grid of "
+                f"{_named(channels[channel_names[0]], channel_names[0])} (registration is off)",
+                _named(channels[name], name),
             )
         from lesionseg.preprocess.register import register_rigid
 
@@ -82,15 +97,14 @@ def prepare_channels(
                 **result.to_dict(),
             }
         )
-    mask = None
-    if skull_strip:
-        from lesionseg.preprocess.skullstrip import apply_brain_mask, brain_mask_deepbet
+    from lesionseg.preprocess.skullstrip import should_strip, strip_skull
 
-        source = next((i for i, n in enumerate(channel_names) if n.upper().startswith("T1")), 0)
-        mask, record = brain_mask_deepbet(images[source], device=device)
-        record["channel"] = channel_names[source]
+    mask = None
+    strip, decision = should_strip(mode, reference)
+    steps.append(decision)
+    if strip:
+        images, mask, record = strip_skull(images, list(channel_names), device)
         steps.append(record)
-        images = [apply_brain_mask(v, mask) for v in images]
     return images, mask, steps
 
 
@@ -98,3 +112,10 @@ def brain_fraction_inside(label: np.ndarray, mask: Volume) -> float:
     """Fraction of the predicted lesion voxels inside the brain mask (1.0 for an empty prediction)."""
     lesion = label > 0
     return 1.0 if not lesion.any() else float(np.logical_and(lesion, mask.array > 0).sum() / lesion.sum())
+
+
+def _named(item: str | Path | Volume, name: str) -> str | Path:
+    """A channel as a message names it: its file, or the Volume's source."""
+    if isinstance(item, Volume):
+        return item.source or f"the {name} Volume"
+    return item

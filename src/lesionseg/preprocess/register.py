@@ -55,8 +55,13 @@ def itk_reason(error: RuntimeError) -> str:
     return last.split("): ", 1)[-1].rstrip(".")
 
 
-def register_rigid(reference: Volume, moving: Volume, seed: int = 0) -> tuple[Volume, RigidResult]:
-    """``moving`` aligned to ``reference`` by a rigid transform, resampled onto the reference grid."""
+def register_rigid(reference: Volume, moving: Volume, seed: int = 1) -> tuple[Volume, RigidResult]:
+    """``moving`` aligned to ``reference`` by a rigid transform, resampled onto the reference grid.
+
+    ``seed`` draws the metric's random sample of voxels; it must not be 0, which ITK reads as "seed from the
+    wall clock" (two runs of one case then found different poses)."""
+    if seed == 0:
+        raise ValueError("seed 0 makes ITK seed from the wall clock; give a positive seed")
     import SimpleITK as sitk
 
     fixed, mov = to_sitk(reference), to_sitk(moving)
@@ -77,6 +82,10 @@ def register_rigid(reference: Volume, moving: Volume, seed: int = 0) -> tuple[Vo
     method.SetSmoothingSigmasPerLevel([2, 1, 0])
     method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOff()
     method.SetInitialTransform(transform, inPlace=True)
+    # One thread for every filter the registration runs (its pyramid's smoothing and shrinking too): with
+    # more, ITK sums in a thread-dependent order and two runs of one case found poses 1e-6 mm apart.
+    threads = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
     try:
         final = method.Execute(fixed, mov)
     except RuntimeError as error:  # ITK refuses, e.g. a grid with fewer than 4 voxels along an axis
@@ -85,6 +94,8 @@ def register_rigid(reference: Volume, moving: Volume, seed: int = 0) -> tuple[Vo
             f"({itk_reason(error)}); if the two are aligned already, skip registration (--no-register)",
             moving.source,
         ) from None
+    finally:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
     resampled = sitk.Resample(mov, fixed, final, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
     array = sitk.GetArrayFromImage(resampled).transpose(2, 1, 0)
     params = transform.GetParameters()
