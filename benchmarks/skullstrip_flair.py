@@ -234,6 +234,17 @@ def write_report(rows: list[dict], commands: list[str]) -> None:
             f"{fmt(median([r.get('lesion_inside') for r in own]), 3)} | "
             f"{fmt(median([r['brain_ml'] for r in own]), 0)} | {fmt(median([r['cpu_s'] for r in own]), 0)} | "
             f"{fmt(median([r['wall_s'] for r in own]), 0)} |")
+    done = {t: {r["case"] for r in rows if r["tool"] == t and not r.get("error")} for t in TOOLS}
+    for tool in TOOLS[1:]:
+        if done[tool] and done[tool] != done["deepbet"]:
+            own = [r for r in rows if r["tool"] == "deepbet" and r["case"] in done[tool] and not r.get("error")]
+            lines.append(
+                f"| deepbet, on the {tool} cases only (paired) | {len(own)} | "
+                f"{fmt(median([r.get('dice') for r in own]), 3)} | "
+                f"{fmt(median([r.get('dice') for r in own if 'patient19' not in r['case']]), 3)} | "
+                f"{fmt(median([r.get('lesion_inside') for r in own]), 3)} | "
+                f"{fmt(median([r['brain_ml'] for r in own]), 0)} | {fmt(median([r['cpu_s'] for r in own]), 0)} | "
+                f"{fmt(median([r['wall_s'] for r in own]), 0)} |")
     lines += [
         "",
         "Caveat: the reference `brainmask.nii.gz` of patient19 is not a brain mask: laid over the raw FLAIR carried "
