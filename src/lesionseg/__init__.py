@@ -29,6 +29,7 @@ _EXPORTS = {
     "write_volume": "lesionseg.io",
     "Predictor": "lesionseg.infer.predictor",
     "LesionsegError": "lesionseg.errors",
+    "lesion_table": "lesionseg.report.lesion_table",  # one row per lesion, with its location
 }
 __all__ = ["__version__", *_EXPORTS]
 
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from lesionseg.io import Volume as Volume
     from lesionseg.io import read_volume as read_volume
     from lesionseg.io import write_volume as write_volume
+    from lesionseg.report.lesion_table import lesion_table as lesion_table
     from lesionseg.train.run import train_method as train  # noqa: F401
 
 
