@@ -88,7 +88,8 @@ def test_predict_files_writes_what_lesionseg_predict_writes(phantom_dir: Path, t
     assert main([*args, "--out", str(tmp_path / "cli"), "--probabilities"]) == 0
     outputs = OutputPaths.in_folder(tmp_path / "api", "case", probabilities=True, uncertainty=True)
     written = predict_files(load_predictor(), {"FLAIR": flair, "T1": t1}, outputs)
-    assert written == [outputs.label, outputs.probability, outputs.uncertainty]  # 3 networks: their spread
+    table = tmp_path / "api" / "case_mask.lesions.csv"  # the lesion table comes last
+    assert written == [outputs.label, outputs.probability, outputs.uncertainty, table]  # 3 networks: spread
     for name in ("case_mask.nii.gz", "case_prob.nii.gz"):
         cli, api = nib.load(tmp_path / "cli" / name), nib.load(tmp_path / "api" / name)
         assert np.array_equal(np.asarray(cli.dataobj), np.asarray(api.dataobj))

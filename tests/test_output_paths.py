@@ -96,6 +96,7 @@ def test_case_id_stays_under_out(phantom_dir: Path, tmp_path: Path, case_id: str
     assert {p.name for p in written} == {
         f"{safe_name(case_id)}_mask.nii.gz",
         f"{safe_name(case_id)}_mask.json",
+        f"{safe_name(case_id)}_mask.lesions.csv",
     }
     assert all(p.parent == out for p in written)
 
@@ -117,7 +118,8 @@ def test_two_patients_into_one_out_do_not_collide(phantom_dir: Path, tmp_path: P
         ]
         assert main([*args, "--t1", str(inputs / f"patient{i}_T1.nii.gz"), "--out", str(out)]) == 0
     assert {p.name for p in out.iterdir()} == {
-        "patient0_mask.nii.gz", "patient0_mask.json", "patient1_mask.nii.gz", "patient1_mask.json"
+        "patient0_mask.nii.gz", "patient0_mask.json", "patient0_mask.lesions.csv",
+        "patient1_mask.nii.gz", "patient1_mask.json", "patient1_mask.lesions.csv",
     }  # fmt: skip
     sidecar = json.loads((out / "patient1_mask.json").read_text())
     assert sidecar["inputs"]["FLAIR"].endswith("patient1_FLAIR.nii.gz")

@@ -5,7 +5,8 @@ The public API, imported lazily so that ``import lesionseg`` stays cheap (no tor
 - :func:`segment` (FLAIR [+ T1] -> label Volume on the FLAIR's grid, the bundled model by default),
 - :func:`read_volume`, :func:`write_volume`, :class:`Volume` (array + affine + "image"/"label" kind),
 - :func:`evaluate` (metrics of a predicted mask against a reference, in mm),
-- :class:`Predictor` (one checkpoint or an ensemble), :func:`train` (as ``lesionseg train``).
+- :class:`Predictor` (one checkpoint or an ensemble), :func:`train` (as ``lesionseg train``),
+- :func:`lesion_table` (one row per lesion of a mask, with its location; ``docs/lesion_table.md``).
 
 >>> import lesionseg
 >>> labels = lesionseg.segment("flair.nii.gz", "t1.nii.gz")  # doctest: +SKIP
@@ -29,6 +30,7 @@ _EXPORTS = {
     "write_volume": "lesionseg.io",
     "Predictor": "lesionseg.infer.predictor",
     "LesionsegError": "lesionseg.errors",
+    "lesion_table": "lesionseg.report.lesion_table",  # one row per lesion, with its location
 }
 __all__ = ["__version__", *_EXPORTS]
 
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
     from lesionseg.io import Volume as Volume
     from lesionseg.io import read_volume as read_volume
     from lesionseg.io import write_volume as write_volume
+    from lesionseg.report.lesion_table import lesion_table as lesion_table
     from lesionseg.train.run import train_method as train  # noqa: F401
 
 

@@ -29,6 +29,7 @@ from lesionseg.errors import LesionsegError
 from lesionseg.io import Volume, read_volume, require_same_grid
 from lesionseg.metrics import label_map_metrics
 from lesionseg.report.evaluation import write_evaluation_outputs
+from lesionseg.report.lesion_table import TABLE_SUFFIX, lesion_table, write_lesion_table
 from lesionseg.report.overlay import save_case_overlay
 
 PRED_SUFFIXES = ("", "_mask", "_seg")
@@ -160,9 +161,11 @@ def evaluate_cases(
     overlay_slices: int,
     provenance: dict[str, object] | None = None,
 ) -> dict[str, Path]:
-    """Metrics and overlays case by case (a line each on stdout), then every output file. Without
-    ``provenance`` it comes from the first prediction's JSON sidecar, if any."""
-    rows, overlays = [], []
+    """Metrics, the prediction's lesion table (``lesions/<case>.lesions.csv``, locations from the template
+    registered onto the case's image when there is one) and overlays case by case (a line each on stdout),
+    then every output file. Without ``provenance`` it comes from the first prediction's JSON sidecar, if
+    any."""
+    rows, overlays, tables = [], [], []
     for job in cases:
         ref = read_input(job.ref, root, "label")
         pred = read_input(job.pred, root, "label")
@@ -181,10 +184,15 @@ def evaluate_cases(
             f"HD95 {first.get('hd95', float('nan')):.2f} mm, lesions {first.get('lesions_detected', 0)}"
             f"/{first.get('ref_lesions', 0)} detected"
         )
+        image = read_input(job.image, root, "image") if job.image is not None else None
+        if image is not None:
+            require_same_grid(ref, image, "image")
+        tables.append(
+            write_lesion_table(
+                out / "lesions" / f"{safe_name(job.case)}{TABLE_SUFFIX}", lesion_table(pred, image=image)
+            )
+        )
         if overlay_slices > 0:
-            image = read_input(job.image, root, "image") if job.image is not None else None
-            if image is not None:
-                require_same_grid(ref, image, "image")
             path = out / "overlays" / f"{safe_name(job.case)}.png"
             save_case_overlay(
                 path,
@@ -202,6 +210,7 @@ def evaluate_cases(
     if provenance is None:
         provenance = next((p for p in (sidecar_provenance(c.pred) for c in cases) if p), None)
     paths = write_evaluation_outputs(out, rows, title, inputs, overlays, skipped, provenance=provenance)
+    paths |= {f"lesions/{path.name}": path for path in tables}
     if skipped:
         print(f"skipped {len(skipped)} cases without a prediction: {', '.join(skipped[:10])}")
     print(f"wrote {paths['report.html']}")

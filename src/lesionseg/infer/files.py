@@ -15,6 +15,7 @@ from lesionseg.errors import LesionsegError
 from lesionseg.infer.ensemble_file import expand_model_folders, saved_ensemble_calibration
 from lesionseg.infer.predictor import Prediction, Predictor, load_members
 from lesionseg.io import Volume, read_volume, write_volume
+from lesionseg.report.lesion_table import lesion_table, lesion_table_path, write_lesion_table
 
 
 @dataclass(frozen=True)
@@ -161,19 +162,23 @@ def predict_files(
     overwrite: bool = False,
 ) -> list[Path]:
     """Predict one case and write its outputs atomically on the first channel's grid (affine and header
-    kept). The uncertainty map is written for ensembles only. Refuses to replace an existing output unless
-    ``overwrite``; returns the paths written."""
+    kept), and the per-lesion table beside the mask (``<stem>.lesions.csv``, locations from the template
+    registered onto the first channel). The uncertainty map is written for ensembles only. Refuses to
+    replace an existing output unless ``overwrite``; returns the paths written, the table last."""
     targets = [
         (what, path) for what, path in outputs.items() if what != "uncertainty" or len(predictor.members) > 1
     ]
-    existing = [path for _, path in targets if path.exists()]
+    table_path = lesion_table_path(outputs.label)
+    existing = [path for path in [*(p for _, p in targets), table_path] if path.exists()]
     if existing and not overwrite:
         raise LesionsegError("output exists (use --overwrite to replace it)", existing[0])
     prediction, reference = predict_channels(predictor, channels, mask)
     for what, path in targets:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_volume(getattr(prediction, what), path, reference=reference)
-    return [path for _, path in targets]
+    spread = prediction.uncertainty if len(predictor.members) > 1 else None
+    write_lesion_table(table_path, lesion_table(prediction.label, prediction.probability, reference, spread))
+    return [path for _, path in targets] + [table_path]
 
 
 def _volume(item: str | Path | Volume, kind: str) -> Volume:

@@ -8,6 +8,7 @@ Layout of ``out_dir`` (shared by ``lesionseg evaluate`` and ``lesionseg report``
     plots/box_dsc.png      per-case DSC per label/region (WMH thesis Figure 9)
     plots/box_metrics.png  sensitivity, precision, HD95, ASSD, AVD, lesion F1
     overlays/<case>.png    axial slices with the most lesion, TP green / FP red / FN blue
+    lesions/<case>.lesions.csv  (lesionseg evaluate) the prediction's lesions (report.lesion_table)
     report.html            everything above on one page (images linked relatively)
 """
 
