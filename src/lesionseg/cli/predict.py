@@ -350,7 +350,7 @@ def predict_and_record(predictor, channels, mask_path, outputs, sidecar: Path, a
     mask = read_brain_mask(mask_path) if mask_path else stripped
     if mask_path:
         steps.append({"step": "brain_mask", "file": str(mask_path)})
-    written = predict_files(predictor, volumes, outputs, mask, overwrite=args.overwrite)
+    written = predict_files(predictor, volumes, outputs, mask, overwrite=args.overwrite, steps=steps)
     write_sidecar(sidecar, predictor, channels, steps, written)
     return [*written, sidecar]
 

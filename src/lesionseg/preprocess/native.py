@@ -20,12 +20,14 @@ import numpy as np
 
 from lesionseg.errors import LesionsegError
 from lesionseg.io import Volume, read_volume
+from lesionseg.preprocess.limits import check_geometry
 
 
 def read_channel(path: str | Path, name: str) -> tuple[Volume, dict]:
     """One channel and its 'read' record; LesionsegError for a constant image."""
     path = Path(path)
     volume = read_volume(path)
+    check_geometry(volume, path)
     low, high = (float(volume.array.min()), float(volume.array.max())) if volume.array.size else (0.0, 0.0)
     if low == high:
         raise LesionsegError(f"{name} image is constant (every voxel {low:g}): nothing to segment", path)
