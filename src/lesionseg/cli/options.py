@@ -108,6 +108,11 @@ def member_configs(args: argparse.Namespace) -> list:
             config_file = json.loads(Path(args.config).read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise LesionsegError(f"cannot read config ({exc})", args.config) from exc
+        if not isinstance(config_file, dict):
+            kind = type(config_file).__name__.replace("NoneType", "null")
+            raise LesionsegError(
+                f"a config file holds one JSON object of TrainConfig values, not a {kind}", args.config
+            )
     overrides = list(args.set)
     if args.seed is not None:
         overrides.append(f"seed={args.seed}")

@@ -53,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
             "replace it",
             earlier[0].parent,
         )
+    if args.resume and not any(path.name == "last.pt" for path in earlier):
+        raise LesionsegError("--resume: no checkpoint (last.pt) of an earlier run here to continue", args.out)
     if args.overwrite and not args.resume:
         for path in earlier:
             path.unlink()

@@ -74,6 +74,7 @@ class PreprocessCache:
                 source_fingerprint(manifest, case, root),
                 len(manifest.channel_names),
                 warn=False,
+                label_values=manifest.label_values,
             )
             is not None
         )
@@ -94,8 +95,8 @@ class PreprocessCache:
         case = manifest.case(case) if isinstance(case, str) else case
         fingerprint = source_fingerprint(manifest, case, root)
         folder = self.case_dir(config, case.id)
-        channels = len(manifest.channel_names)
-        cached = self._load(folder, fingerprint, channels)
+        channels, values = len(manifest.channel_names), manifest.label_values
+        cached = self._load(folder, fingerprint, channels, label_values=values)
         if cached is not None:
             return cached
         start = time.perf_counter()
@@ -107,15 +108,21 @@ class PreprocessCache:
             # None: another process is swapping in its own copy of the entry (the old one is moved aside
             # for a moment) or replaced it with a different version; wait for the first to finish
             time.sleep(wait_s)
-            loaded = self._load(folder, fingerprint, channels)
+            loaded = self._load(folder, fingerprint, channels, label_values=values)
             if loaded is not None:
                 return loaded
         raise LesionsegError("cache entry changed while it was written; run again", folder)
 
     def _load(
-        self, folder: Path, fingerprint: str, channels: int | None = None, warn: bool = True
+        self,
+        folder: Path,
+        fingerprint: str,
+        channels: int | None = None,
+        warn: bool = True,
+        label_values: set[int] | None = None,
     ) -> PreprocessedCase | None:
-        """The valid entry in ``folder``, or None: missing or stale silently, damaged with a warning."""
+        """The valid entry in ``folder``, or None: missing or stale silently, damaged with a warning.
+        ``label_values``: the manifest's labels, the only values a cached label may hold."""
         damaged = _damaged if warn else (lambda folder, problem: None)
         try:
             source = json.loads((folder / "source.json").read_text())
@@ -133,7 +140,7 @@ class PreprocessCache:
                 arrays = {name: data[name] for name in data.files}
         except Exception as exc:  # noqa: BLE001  truncated zip, bad CRC, zero bytes, missing file...
             return damaged(folder, f"unreadable ({_first_line(exc)})")
-        problem = _check_arrays(arrays, record, bool(source.get("has_label")), channels)
+        problem = _check_arrays(arrays, record, bool(source.get("has_label")), channels, label_values)
         if problem:
             return damaged(folder, problem)
         for array in arrays.values():
@@ -192,9 +199,17 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _check_arrays(
-    arrays: dict[str, np.ndarray], record: PreprocessRecord, has_label: bool, channels: int | None
+    arrays: dict[str, np.ndarray],
+    record: PreprocessRecord,
+    has_label: bool,
+    channels: int | None,
+    label_values: set[int] | None = None,
 ) -> str:
-    """'' when the arrays of an entry agree with its record and the manifest's channel count, else why not."""
+    """'' when the arrays of an entry agree with its record, the manifest's channel count and its label
+    values, else why not."""
+    not_arrays = sorted(name for name, value in arrays.items() if not isinstance(value, np.ndarray))
+    if not_arrays:  # np.load hands back a member without the .npy magic (e.g. zero bytes) as bytes
+        return f"has member(s) {', '.join(not_arrays)} that are not arrays"
     shape = tuple(record.shape)
     image, mask, label = arrays.get("image"), arrays.get("mask"), arrays.get("label")
     if image is None or mask is None:
@@ -211,6 +226,10 @@ def _check_arrays(
         return f"has a label of {label.dtype} {label.shape}, expected uint8 {shape} like the image"
     if not np.isfinite(image).all():
         return "has non-finite image values"
+    if label is not None and label_values is not None:
+        extra = sorted(set(np.unique(label).tolist()) - set(label_values))
+        if extra:
+            return f"has label values {extra} outside the manifest's labels {sorted(label_values)}"
     return ""
 
 

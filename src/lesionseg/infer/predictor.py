@@ -170,13 +170,14 @@ class Predictor:
         self, case: PreprocessedCase, steps: list[dict] | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """(class-index map, averaged probabilities (K', ...), foreground std or None), preprocessed grid.
-        ``steps``: the minimum-lesion-size record is appended to it (:func:`minimum_lesion_size`)."""
+        ``steps``: the minimum-lesion-size record is appended to it when the size filter removed every
+        predicted lesion (:func:`minimum_lesion_size`)."""
         probs = self.member_probabilities(case)
         mean = np.mean(probs, axis=0)
         labels = to_label(mean, self.threshold)
         if self.min_lesion_mm3 > 0:
             labels, record = minimum_lesion_size(labels, case.spacing, self.min_lesion_mm3)
-            if steps is not None:
+            if steps is not None and record["erased_all"]:  # the sidecar says when it emptied the mask
                 steps.append(record)
         spread = np.std([foreground_probability(p) for p in probs], axis=0) if len(probs) > 1 else None
         return labels, mean, spread
