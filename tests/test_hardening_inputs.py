@@ -183,3 +183,107 @@ def test_a_batch_that_cannot_fit_in_memory_is_refused_before_anything_is_written
     # the estimate grows with the batch and stays far below the free memory for the tiny run
     assert step_bytes(10**6, 8, 10**5) < step_bytes(10**6, 16, 10**5)
     assert available_bytes(__import__("torch").device("cpu")) > step_bytes(2 * 10**6, 2, 10**6)
+
+
+# ------------------------------------------------------------------------------------------ paths
+@pytest.fixture
+def escaping_manifest(phantom_dir: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """(manifest, root): a copy of the phantom set whose first case's FLAIR is read from ../outside."""
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(phantom_dir, root)
+    (tmp_path / "outside").mkdir()
+    shutil.move(root / "phantom_000" / "flair.nii.gz", tmp_path / "outside" / "flair.nii.gz")
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest["cases"][0]["images"]["FLAIR"] = "../outside/flair.nii.gz"
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    return root / "manifest.json", root
+
+
+@pytest.mark.parametrize("command", ["dataset", "preprocess", "train", "cv", "predict"])
+def test_manifest_paths_outside_root_are_refused_unless_allowed(
+    escaping_manifest: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture, command: str
+) -> None:
+    manifest, root = escaping_manifest
+    out = tmp_path / "out"
+    args = {
+        "dataset": ["dataset", "check", str(manifest), "--root", str(root)],
+        "preprocess": ["preprocess", "--manifest", str(manifest), "--root", str(root), "--out", str(out)],
+        "train": [
+            "train",
+            "--manifest",
+            str(manifest),
+            "--root",
+            str(root),
+            "--out",
+            str(out),
+            "--seed",
+            "0",
+        ],
+        "cv": ["cv", "--manifest", str(manifest), "--root", str(root), "--out", str(out), "--seed", "0"],
+        "predict": [
+            "predict",
+            "--manifest",
+            str(manifest),
+            "--root",
+            str(root),
+            "--out",
+            str(out),
+            "--model",
+        ],
+    }[command]
+    if command == "predict":
+        from lesionseg.models import bundled_model_path
+
+        args.append(str(bundled_model_path()))
+    assert main(args) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert line.startswith(f"lesionseg {command}: error: {manifest}: case 'phantom_000': channel FLAIR path")
+    assert "'../outside/flair.nii.gz' lies outside --root" in line and "--allow-outside-root" in line
+    assert not out.exists()
+    if command == "dataset":  # allowed: read as before
+        assert main([*args, "--allow-outside-root"]) == 0
+
+
+def test_ensemble_file_listing_members_outside_its_folder_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    import shutil
+
+    from lesionseg.errors import LesionsegError
+    from lesionseg.infer.ensemble_file import ENSEMBLE_FILE, expand_model_folders
+    from lesionseg.models import bundled_model_path
+
+    bundled = bundled_model_path()
+    folder = tmp_path / "model"
+    shutil.copytree(bundled, folder)
+    saved = json.loads((folder / ENSEMBLE_FILE).read_text())
+    assert len(expand_model_folders([folder])) == len(saved["members"])  # members inside: read
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(folder / "seed_0", elsewhere)
+    saved["members"][0] = "../elsewhere/best.pt"
+    (folder / ENSEMBLE_FILE).write_text(json.dumps(saved))
+    with pytest.raises(LesionsegError, match="lists member .*elsewhere/best.pt outside its model folder"):
+        expand_model_folders([folder])
+    args = ["segment", "f.nii.gz", "t.nii.gz", "-o", str(tmp_path / "m.nii.gz"), "--model", str(folder)]
+    assert main(args) == 2
+    assert "outside its model folder" in one_error_line(capsys.readouterr().err)
+
+
+def test_report_of_a_metrics_table_with_a_word_among_numbers_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    (tmp_path / "metrics.csv").write_text("case,label,dsc,hd95\nc1,1,0.5,3.0\nc2,1,high,nan\n")
+    assert main(["report", str(tmp_path)]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert f"{tmp_path / 'metrics.csv'}: metrics table line 3, column 'dsc': 'high' is not a number" in line
+
+
+def test_a_negative_shard_gets_the_shard_message(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    args = ["predict", "--flair", "f.nii.gz", "--t1", "t.nii.gz", "--out", str(tmp_path / "o")]
+    with pytest.raises(SystemExit) as caught:
+        main([*args, "--shard", "-1/2"])
+    err = capsys.readouterr().err
+    assert caught.value.code == 2 and "expected I/N with 0 <= I < N, got '-1/2'" in err
+    assert "expected one argument" not in err
