@@ -24,7 +24,11 @@ def check_geometry(volume: Volume, path: str | Path | None = None) -> None:
     """LesionsegError naming ``path`` (else the Volume's source) when ``volume``'s voxel spacing or grid
     size lies outside what prediction accepts (``SPACING_RANGE_MM``, ``MIN_PLANE_VOXELS``)."""
     where = path if path is not None else volume.source
-    spacing = np.linalg.norm(np.asarray(volume.affine, dtype=np.float64)[:3, :3], axis=0)
+    affine = np.asarray(volume.affine, dtype=np.float64)
+    if not np.all(np.isfinite(affine)) or abs(float(np.linalg.det(affine[:3, :3]))) < 1e-12:
+        # files are checked on reading (io.readers); a Volume given directly is checked here
+        raise LesionsegError("the voxel-to-world matrix (affine) is not finite or is singular", where)
+    spacing = np.linalg.norm(affine[:3, :3], axis=0)
     low, high = SPACING_RANGE_MM
     if not np.all(np.isfinite(spacing)) or spacing.min() < low or spacing.max() > high:
         sides = " x ".join(f"{s:.3g}" for s in spacing)
