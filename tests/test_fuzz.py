@@ -257,11 +257,13 @@ def test_fuzzed_geometry_through_segment_gives_a_mask_on_the_input_grid_or_one_l
 ) -> None:
     """Random spacings (0.003 to 100 mm), orientations and shapes through ``lesionseg.segment``: either a
     0/1 mask on the input's grid whose lesions lie inside the head (its non-zero voxels, grown by two
-    voxels for in-plane resizing), or a LesionsegError of one line."""
+    voxels for in-plane resizing), given only for spacings and sizes inside the stated range
+    (``preprocess.limits``), or a LesionsegError of one line."""
     from scipy import ndimage
 
     import lesionseg
     from lesionseg.io import Volume
+    from lesionseg.preprocess.limits import MIN_PLANE_VOXELS, SPACING_RANGE_MM
 
     global _PREDICTOR
     if _PREDICTOR is None:
@@ -284,6 +286,9 @@ def test_fuzzed_geometry_through_segment_gives_a_mask_on_the_input_grid_or_one_l
     except LesionsegError as exc:
         assert "\n" not in str(exc) and str(exc).startswith("flair.nii.gz: "), str(exc)
         return
+    low, high = SPACING_RANGE_MM  # a mask only for the geometry the model card states
+    assert low * (1 - 1e-6) <= min(spacing) and max(spacing) <= high * (1 + 1e-6), spacing
+    assert sorted(shape)[1] >= MIN_PLANE_VOXELS, shape
     assert labels.kind == "label" and labels.shape == shape and np.array_equal(labels.affine, affine)
     assert set(np.unique(labels.array).tolist()) <= {0, 1}
     lesion = labels.array > 0
