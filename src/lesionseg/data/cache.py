@@ -68,16 +68,13 @@ class PreprocessCache:
     ) -> bool:
         """True when ``get`` would read the case from disk rather than compute it."""
         case = manifest.case(case) if isinstance(case, str) else case
-        return (
-            self._load(
-                self.case_dir(config, case.id),
-                source_fingerprint(manifest, case, root),
-                len(manifest.channel_names),
-                warn=False,
-                label_values=manifest.label_values,
-            )
-            is not None
+        loaded = self._load(
+            self.case_dir(config, case.id),
+            source_fingerprint(manifest, case, root),
+            len(manifest.channel_names),
+            warn=False,
         )
+        return loaded is not None and not _labels_outside(loaded, manifest.label_values)
 
     def get(
         self,
@@ -95,9 +92,9 @@ class PreprocessCache:
         case = manifest.case(case) if isinstance(case, str) else case
         fingerprint = source_fingerprint(manifest, case, root)
         folder = self.case_dir(config, case.id)
-        channels, values = len(manifest.channel_names), manifest.label_values
-        cached = self._load(folder, fingerprint, channels, label_values=values)
-        if cached is not None:
+        channels = len(manifest.channel_names)
+        cached = self._load(folder, fingerprint, channels)
+        if cached is not None and not _labels_outside(cached, manifest.label_values, folder):
             return cached
         start = time.perf_counter()
         result = preprocess_case(load_case(manifest, case, root), config)
@@ -108,21 +105,15 @@ class PreprocessCache:
             # None: another process is swapping in its own copy of the entry (the old one is moved aside
             # for a moment) or replaced it with a different version; wait for the first to finish
             time.sleep(wait_s)
-            loaded = self._load(folder, fingerprint, channels, label_values=values)
-            if loaded is not None:
+            loaded = self._load(folder, fingerprint, channels)
+            if loaded is not None and not _labels_outside(loaded, manifest.label_values, folder):
                 return loaded
         raise LesionsegError("cache entry changed while it was written; run again", folder)
 
     def _load(
-        self,
-        folder: Path,
-        fingerprint: str,
-        channels: int | None = None,
-        warn: bool = True,
-        label_values: set[int] | None = None,
+        self, folder: Path, fingerprint: str, channels: int | None = None, warn: bool = True
     ) -> PreprocessedCase | None:
-        """The valid entry in ``folder``, or None: missing or stale silently, damaged with a warning.
-        ``label_values``: the manifest's labels, the only values a cached label may hold."""
+        """The valid entry in ``folder``, or None: missing or stale silently, damaged with a warning."""
         damaged = _damaged if warn else (lambda folder, problem: None)
         try:
             source = json.loads((folder / "source.json").read_text())
@@ -140,7 +131,7 @@ class PreprocessCache:
                 arrays = {name: data[name] for name in data.files}
         except Exception as exc:  # noqa: BLE001  truncated zip, bad CRC, zero bytes, missing file...
             return damaged(folder, f"unreadable ({_first_line(exc)})")
-        problem = _check_arrays(arrays, record, bool(source.get("has_label")), channels, label_values)
+        problem = _check_arrays(arrays, record, bool(source.get("has_label")), channels)
         if problem:
             return damaged(folder, problem)
         for array in arrays.values():
@@ -198,15 +189,21 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
 
 
+def _labels_outside(case: PreprocessedCase, label_values: set[int], folder: Path | None = None) -> bool:
+    """True when the cached label holds values that are not among the manifest's labels (a 7 in a 0/1
+    set would be trained on); with ``folder``, the entry is reported as damaged (one warning line)."""
+    if case.label is None:
+        return False
+    extra = sorted(set(np.unique(case.label).tolist()) - set(label_values))
+    if extra and folder is not None:
+        _damaged(folder, f"has label values {extra} outside the manifest's labels {sorted(label_values)}")
+    return bool(extra)
+
+
 def _check_arrays(
-    arrays: dict[str, np.ndarray],
-    record: PreprocessRecord,
-    has_label: bool,
-    channels: int | None,
-    label_values: set[int] | None = None,
+    arrays: dict[str, np.ndarray], record: PreprocessRecord, has_label: bool, channels: int | None
 ) -> str:
-    """'' when the arrays of an entry agree with its record, the manifest's channel count and its label
-    values, else why not."""
+    """'' when the arrays of an entry agree with its record and the manifest's channel count, else why not."""
     not_arrays = sorted(name for name, value in arrays.items() if not isinstance(value, np.ndarray))
     if not_arrays:  # np.load hands back a member without the .npy magic (e.g. zero bytes) as bytes
         return f"has member(s) {', '.join(not_arrays)} that are not arrays"
@@ -226,10 +223,6 @@ def _check_arrays(
         return f"has a label of {label.dtype} {label.shape}, expected uint8 {shape} like the image"
     if not np.isfinite(image).all():
         return "has non-finite image values"
-    if label is not None and label_values is not None:
-        extra = sorted(set(np.unique(label).tolist()) - set(label_values))
-        if extra:
-            return f"has label values {extra} outside the manifest's labels {sorted(label_values)}"
     return ""
 
 
