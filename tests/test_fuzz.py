@@ -205,3 +205,94 @@ def test_fuzzed_manifest_documents(value: object) -> None:
 @given(text=st.text(max_size=200))
 def test_fuzzed_manifest_text(text: str) -> None:
     _load(text)
+
+
+# ------------------------------------------------------------------------------------------ geometry
+def _tiny_predictor():  # noqa: ANN202
+    """An untrained width-4 U-Net on FLAIR + T1 (64 x 64 slices): what segment does with the geometry, not
+    what a trained model finds, is under test."""
+    import torch
+
+    from lesionseg.config.preprocess import PreprocessConfig
+    from lesionseg.infer.predictor import Member, Predictor
+    from lesionseg.nets import create_network
+
+    torch.manual_seed(0)
+    net = create_network("unet", in_channels=2, num_classes=1, width=4, context_slices=1).eval()
+    member = Member(net, 1, 0.5, [0, 1], ["FLAIR", "T1"], PreprocessConfig(target_size=(64, 64)), "tiny")
+    return Predictor([member], bf16=False, device="cpu")
+
+
+def _rotation(
+    angles: tuple[float, float, float], flips: tuple[bool, bool, bool], order: list[int]
+) -> np.ndarray:
+    a, b, c = angles
+    rx = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
+    ry = np.array([[np.cos(b), 0, np.sin(b)], [0, 1, 0], [-np.sin(b), 0, np.cos(b)]])
+    rz = np.array([[np.cos(c), -np.sin(c), 0], [np.sin(c), np.cos(c), 0], [0, 0, 1]])
+    permute = np.eye(3)[order] @ np.diag([-1.0 if f else 1.0 for f in flips])
+    return rz @ ry @ rx @ permute
+
+
+GEOMETRY = settings(max_examples=40, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+
+
+@pytest.mark.slow
+@GEOMETRY
+@given(
+    shape=st.tuples(*[st.integers(1, 72)] * 3),
+    spacing=st.tuples(*[st.floats(-2.5, 2.0).map(lambda e: float(10**e))] * 3),
+    angles=st.tuples(*[st.floats(-np.pi, np.pi)] * 3),
+    flips=st.tuples(st.booleans(), st.booleans(), st.booleans()),
+    order=st.permutations([0, 1, 2]),
+    origin=st.tuples(*[st.floats(-500, 500)] * 3),
+)
+def test_fuzzed_geometry_through_segment_gives_a_mask_on_the_input_grid_or_one_line(
+    shape: tuple[int, int, int],
+    spacing: tuple[float, float, float],
+    angles: tuple[float, float, float],
+    flips: tuple[bool, bool, bool],
+    order: list[int],
+    origin: tuple[float, float, float],
+) -> None:
+    """Random spacings (0.003 to 100 mm), orientations and shapes through ``lesionseg.segment``: either a
+    0/1 mask on the input's grid whose lesions lie inside the head (its non-zero voxels, grown by two
+    voxels for in-plane resizing), given only for spacings and sizes inside the stated range
+    (``preprocess.limits``), or a LesionsegError of one line."""
+    from scipy import ndimage
+
+    import lesionseg
+    from lesionseg.io import Volume
+    from lesionseg.preprocess.limits import MIN_PLANE_VOXELS, SPACING_RANGE_MM
+
+    global _PREDICTOR
+    if _PREDICTOR is None:
+        _PREDICTOR = _tiny_predictor()
+    affine = np.eye(4)
+    affine[:3, :3] = _rotation(angles, flips, order) @ np.diag(spacing)
+    affine[:3, 3] = origin
+    rng = np.random.default_rng(sum(shape))
+    grid = np.indices(shape, dtype=np.float32)
+    centre = (np.asarray(shape, np.float32) - 1) / 2
+    head = (((grid - centre[:, None, None, None]) / np.maximum(centre, 1)[:, None, None, None]) ** 2).sum(
+        0
+    ) < 0.8
+    images = []
+    for name in ("flair", "t1"):
+        array = np.where(head, rng.normal(1.0, 0.3, shape), 0.0).astype(np.float32)
+        images.append(Volume(array, affine, "image", source=Path(f"{name}.nii.gz")))
+    try:
+        labels = lesionseg.segment(images[0], images[1], model=_PREDICTOR)
+    except LesionsegError as exc:
+        assert "\n" not in str(exc) and str(exc).startswith("flair.nii.gz: "), str(exc)
+        return
+    low, high = SPACING_RANGE_MM  # a mask only for the geometry the model card states
+    assert low * (1 - 1e-6) <= min(spacing) and max(spacing) <= high * (1 + 1e-6), spacing
+    assert sorted(shape)[1] >= MIN_PLANE_VOXELS, shape
+    assert labels.kind == "label" and labels.shape == shape and np.array_equal(labels.affine, affine)
+    assert set(np.unique(labels.array).tolist()) <= {0, 1}
+    lesion = labels.array > 0
+    assert not np.any(lesion & ~ndimage.binary_dilation(head, iterations=2))
+
+
+_PREDICTOR = None

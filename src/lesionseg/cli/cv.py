@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from lesionseg.cli.options import add_training_options, member_configs
+from lesionseg.cli.options import add_training_options, load_manifest_under_root, member_configs
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,13 +22,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lesionseg.data.manifest import load_manifest
     from lesionseg.evaluate.cv import run_cross_validation
     from lesionseg.nets.device import resolve_device
 
     configs = member_configs(args)
     resolve_device(configs[0].device)  # a one-line error for cuda without CUDA, before any work
-    manifest = load_manifest(args.manifest)
+    manifest = load_manifest_under_root(args.manifest, args.allow_outside_root)
     result = run_cross_validation(
         manifest,
         args.root,

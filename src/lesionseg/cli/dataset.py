@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 
+from lesionseg.cli.options import add_outside_root_option
 from lesionseg.errors import LesionsegError
 
 
@@ -30,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="data folder the manifest's paths are relative to (default for an nnU-Net folder: that folder)",
     )
     check.add_argument("--json", dest="json_out", default=None, help="also write the summary as JSON here")
+    add_outside_root_option(check)
     check.set_defaults(func=run_check)
 
     listing = commands.add_parser("list", help="list the built-in manifests")
@@ -39,12 +41,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_check(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from lesionseg.cli.options import load_manifest_under_root
     from lesionseg.data.check import check_dataset, format_report
     from lesionseg.data.layouts import is_nnunet_raw
-    from lesionseg.data.manifest import load_manifest
     from lesionseg.io import atomic_output
 
-    manifest = load_manifest(args.manifest)
+    manifest = load_manifest_under_root(args.manifest, args.allow_outside_root)
     if args.root is None:
         if not is_nnunet_raw(Path(args.manifest)):
             raise LesionsegError("--root is required (the folder the manifest's paths are relative to)")

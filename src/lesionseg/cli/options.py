@@ -34,6 +34,26 @@ def positive_int(text: str) -> int:
     return value
 
 
+def add_outside_root_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--allow-outside-root",
+        action="store_true",
+        help="read manifest files that lie outside --root (absolute paths, or paths through '..'); "
+        "refused by default",
+    )
+
+
+def load_manifest_under_root(manifest_arg: str | Path, allow_outside_root: bool):  # noqa: ANN201 - Manifest
+    """The manifest of ``--manifest``, refused when a case's file lies outside the data root unless
+    ``--allow-outside-root``."""
+    from lesionseg.data.manifest import load_manifest, require_inside_root
+
+    manifest = load_manifest(manifest_arg)
+    if not allow_outside_root:
+        require_inside_root(manifest)
+    return manifest
+
+
 def add_training_options(parser: argparse.ArgumentParser) -> None:
     from lesionseg.config.train import DEFAULT_METHOD, method_names
 
@@ -57,6 +77,7 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
         help="cpu: CPU-sized widths/epochs (default); paper: the papers' settings",
     )
     parser.add_argument("--config", type=Path, help="JSON file of TrainConfig values")
+    add_outside_root_option(parser)
     add_set_option(parser)
     seed = parser.add_mutually_exclusive_group()
     seed.add_argument("--seed", type=int, help="train one network with this random seed")
@@ -108,6 +129,11 @@ def member_configs(args: argparse.Namespace) -> list:
             config_file = json.loads(Path(args.config).read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise LesionsegError(f"cannot read config ({exc})", args.config) from exc
+        if not isinstance(config_file, dict):
+            kind = type(config_file).__name__.replace("NoneType", "null")
+            raise LesionsegError(
+                f"a config file holds one JSON object of TrainConfig values, not a {kind}", args.config
+            )
     overrides = list(args.set)
     if args.seed is not None:
         overrides.append(f"seed={args.seed}")

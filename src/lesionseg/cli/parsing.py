@@ -28,6 +28,7 @@ EXIT_CODES = "\n".join(
     ]
 )
 
+_NEGATIVE_FRACTION = re.compile(r"-\d+\s*/\s*-?\d+")
 _ROLE = re.compile(r":[a-z]+(?::[a-z]+)?:`~?([^`]+)`")
 _DOUBLE_BACKTICKS = re.compile(r"``([^`]+)``")
 
@@ -110,6 +111,14 @@ class Parser(argparse.ArgumentParser):
     def __init__(self, *args: object, **kwargs: object) -> None:
         kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    def _parse_optional(self, arg_string: str):  # noqa: ANN202 - argparse's own return type
+        """A value like ``-1/2`` (``--shard -1/2``) is a value, not an option: argparse takes only plain
+        negative numbers as values, and would say "expected one argument" instead of the option's own
+        message (``I/N with 0 <= I < N``)."""
+        if _NEGATIVE_FRACTION.fullmatch(arg_string):
+            return None
+        return super()._parse_optional(arg_string)
 
 
 def add_set_option(

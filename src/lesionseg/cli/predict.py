@@ -10,6 +10,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lesionseg.cli.options import add_outside_root_option
 from lesionseg.config.train import DEVICE_CHOICES
 from lesionseg.errors import LesionsegError, os_error_line
 
@@ -105,6 +106,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--manifest", help="manifest of cases, or an nnU-Net raw dataset folder (with --root)"
     )
     parser.add_argument("--root", type=Path, help="data root for --manifest")
+    add_outside_root_option(parser)
     parser.add_argument(
         "--case-id", help="output name of a single case (default: the FLAIR's file stem, without _FLAIR)"
     )
@@ -232,7 +234,7 @@ def gather_jobs(args: argparse.Namespace, channel_names: list[str]) -> list[Job]
     if args.input:
         return folder_jobs(args.input, channel_names)
     if args.manifest:
-        return manifest_jobs(args.manifest, args.root, channel_names)
+        return manifest_jobs(args.manifest, args.root, channel_names, args.allow_outside_root)
     missing = [c for c in channel_names if c not in single]
     if missing:
         raise LesionsegError(f"the model needs channel(s) {', '.join(missing)} (have {', '.join(single)})")
@@ -266,12 +268,14 @@ def folder_jobs(folder: Path, channel_names: list[str]) -> list[Job]:
     return unique_stems(jobs)
 
 
-def manifest_jobs(manifest_arg: str, root: Path | None, channel_names: list[str]) -> list[Job]:
-    from lesionseg.data.manifest import load_manifest
+def manifest_jobs(
+    manifest_arg: str, root: Path | None, channel_names: list[str], allow_outside_root: bool = False
+) -> list[Job]:
+    from lesionseg.cli.options import load_manifest_under_root
 
     if not root:
         raise LesionsegError("--manifest needs --root")
-    manifest = load_manifest(manifest_arg)
+    manifest = load_manifest_under_root(manifest_arg, allow_outside_root)
     jobs = []
     for c in manifest.cases:
         files = {ch: root / c.images[ch].path for ch in channel_names if ch in c.images and c.images[ch].path}

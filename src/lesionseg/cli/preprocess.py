@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from lesionseg.cli.options import add_outside_root_option
 from lesionseg.cli.parsing import add_set_option, deprecated_positional, resolve_deprecated
 
 
@@ -36,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(or one --set per field)",
     )
     parser.add_argument("--cases", nargs="+", metavar="ID", help="only these case ids")
+    add_outside_root_option(parser)
     parser.set_defaults(func=run)
 
 
@@ -44,10 +46,10 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
+    from lesionseg.cli.options import load_manifest_under_root
     from lesionseg.config import apply_overrides, load_config
     from lesionseg.config.preprocess import PreprocessConfig, preprocess_preset
     from lesionseg.data.cache import PreprocessCache
-    from lesionseg.data.manifest import load_manifest
     from lesionseg.errors import LesionsegError
 
     resolve_deprecated(args, "manifest", "--manifest")
@@ -58,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         config = PreprocessConfig()
     config = apply_overrides(config, args.overrides)
-    manifest = load_manifest(args.manifest)
+    manifest = load_manifest_under_root(args.manifest, args.allow_outside_root)
     if not args.root.is_dir():
         raise LesionsegError("data root is not a folder", args.root)
     cases = [manifest.case(cid) for cid in args.cases] if args.cases else manifest.cases

@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lesionseg.cli.options import add_training_options, member_configs
+from lesionseg.cli.options import add_training_options, load_manifest_under_root, member_configs
 from lesionseg.config.train import member_folder
 
 if TYPE_CHECKING:
@@ -37,7 +37,6 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from lesionseg.data.cache import PreprocessCache
-    from lesionseg.data.manifest import load_manifest
     from lesionseg.data.splits import load_splits, make_splits
     from lesionseg.errors import LesionsegError
     from lesionseg.nets.device import resolve_device
@@ -53,11 +52,13 @@ def run(args: argparse.Namespace) -> int:
             "replace it",
             earlier[0].parent,
         )
+    if args.resume and not any(path.name == "last.pt" for path in earlier):
+        raise LesionsegError("--resume: no checkpoint (last.pt) of an earlier run here to continue", args.out)
     if args.overwrite and not args.resume:
         for path in earlier:
             path.unlink()
     distributed.init_from_environment()
-    manifest = load_manifest(args.manifest)
+    manifest = load_manifest_under_root(args.manifest, args.allow_outside_root)
     cache = PreprocessCache(args.cache or args.out / "cache")
     cfg0 = configs[0]
     if args.fold is not None or args.splits:

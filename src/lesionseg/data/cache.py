@@ -76,15 +76,13 @@ class PreprocessCache:
     ) -> bool:
         """True when ``get`` would read the case from disk rather than compute it."""
         case = manifest.case(case) if isinstance(case, str) else case
-        return (
-            self._load(
-                self.case_dir(config, case.id),
-                source_fingerprint(manifest, case, root),
-                len(manifest.channel_names),
-                warn=False,
-            )
-            is not None
+        loaded = self._load(
+            self.case_dir(config, case.id),
+            source_fingerprint(manifest, case, root),
+            len(manifest.channel_names),
+            warn=False,
         )
+        return loaded is not None and not _labels_outside(loaded, manifest.label_values)
 
     def get(
         self,
@@ -104,7 +102,7 @@ class PreprocessCache:
         folder = self.case_dir(config, case.id)
         channels = len(manifest.channel_names)
         cached = self._load(folder, fingerprint, channels)
-        if cached is not None:
+        if cached is not None and not _labels_outside(cached, manifest.label_values, folder):
             return cached
         start = time.perf_counter()
         result = preprocess_case(load_case(manifest, case, root), config)
@@ -116,7 +114,7 @@ class PreprocessCache:
             # for a moment) or replaced it with a different version; wait for the first to finish
             time.sleep(wait_s)
             loaded = self._load(folder, fingerprint, channels)
-            if loaded is not None:
+            if loaded is not None and not _labels_outside(loaded, manifest.label_values, folder):
                 return loaded
         raise LesionsegError("cache entry changed while it was written; run again", folder)
 
@@ -199,10 +197,24 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
 
 
+def _labels_outside(case: PreprocessedCase, label_values: set[int], folder: Path | None = None) -> bool:
+    """True when the cached label holds values that are not among the manifest's labels (a 7 in a 0/1
+    set would be trained on); with ``folder``, the entry is reported as damaged (one warning line)."""
+    if case.label is None:
+        return False
+    extra = sorted(set(np.unique(case.label).tolist()) - set(label_values))
+    if extra and folder is not None:
+        _damaged(folder, f"has label values {extra} outside the manifest's labels {sorted(label_values)}")
+    return bool(extra)
+
+
 def _check_arrays(
     arrays: dict[str, np.ndarray], record: PreprocessRecord, has_label: bool, channels: int | None
 ) -> str:
     """'' when the arrays of an entry agree with its record and the manifest's channel count, else why not."""
+    not_arrays = sorted(name for name, value in arrays.items() if not isinstance(value, np.ndarray))
+    if not_arrays:  # np.load hands back a member without the .npy magic (e.g. zero bytes) as bytes
+        return f"has member(s) {', '.join(not_arrays)} that are not arrays"
     shape = tuple(record.shape)
     image, mask, label = arrays.get("image"), arrays.get("mask"), arrays.get("label")
     if image is None or mask is None:

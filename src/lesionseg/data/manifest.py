@@ -31,6 +31,7 @@ slice): ``load_case`` places them, in order, at ``label_slices`` of the image gr
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -283,6 +284,28 @@ class LoadedCase:
     def image_array(self) -> np.ndarray:
         """(C, X, Y, Z) float32."""
         return np.stack([v.array for v in self.images]).astype(np.float32, copy=False)
+
+
+def escapes_root(text: str) -> bool:
+    """True for a manifest path that does not stay under the data root: absolute, or out through '..'."""
+    normal = os.path.normpath(text)
+    return Path(text).is_absolute() or normal == ".." or normal.startswith(".." + os.sep)
+
+
+def require_inside_root(manifest: Manifest) -> None:
+    """LesionsegError naming the manifest when a case's file (channel, label, mask, slice pattern) lies
+    outside the data root (``../../x``, ``/etc/x``): a manifest from elsewhere reads only under ``--root``
+    unless the user says otherwise (``--allow-outside-root``)."""
+    for case in manifest.cases:
+        roles = [(f"channel {ch}", spec) for ch, spec in case.images.items()]
+        for role, spec in [*roles, ("label", case.label), ("brain mask", case.mask)]:
+            for text in (spec.path, spec.slices, spec.exclude) if spec is not None else ():
+                if text and escapes_root(str(text)):
+                    raise LesionsegError(
+                        f"case {case.id!r}: {role} path {str(text)[:80]!r} lies outside --root (absolute or "
+                        "through '..'); pass --allow-outside-root to read it",
+                        manifest.path or manifest.name,
+                    )
 
 
 def read_spec(spec: ImageSpec, root: Path, kind: str) -> Volume:

@@ -97,7 +97,9 @@ def segment_case_to_files(
     if existing and not overwrite:
         raise LesionsegError("output exists (use --overwrite to replace it)", existing[0])
     prepared = prepare_case(predictor, channels, mask, register=register, skull_strip=skull_strip)
-    written = predict_files(predictor, prepared.volumes, outputs, prepared.mask, overwrite=overwrite)
+    written = predict_files(
+        predictor, prepared.volumes, outputs, prepared.mask, overwrite=overwrite, steps=prepared.steps
+    )
     write_sidecar(sidecar, predictor, channels, prepared.steps, written)
     return [*written, sidecar]
 

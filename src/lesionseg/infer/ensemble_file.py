@@ -50,12 +50,27 @@ def expand_model_folders(models: Sequence[str | Path]) -> list[Path]:
         if not model.is_dir():
             paths.append(model)
         elif (model / ENSEMBLE_FILE).is_file():
-            paths += read_ensemble_file(model / ENSEMBLE_FILE)["members"]
+            paths += members_inside(model / ENSEMBLE_FILE)
         elif (model / "best.pt").is_file():
             paths.append(model / "best.pt")
         else:
             raise LesionsegError(f"folder holds neither best.pt nor {ENSEMBLE_FILE}", model)
     return paths
+
+
+def members_inside(path: Path) -> list[Path]:
+    """The members an ensemble file lists, each of which must lie inside its model folder: a folder given
+    as a model reads nothing from elsewhere (``../../x.pt``, ``/abs/x.pt``, a link out)."""
+    folder = path.parent.resolve()
+    members = read_ensemble_file(path)["members"]
+    for member in members:
+        if not member.is_relative_to(folder):
+            raise LesionsegError(
+                f"ensemble calibration lists member {member} outside its model folder {folder}; refused "
+                "(give the member checkpoints as --model files instead)",
+                path,
+            )
+    return members
 
 
 def saved_ensemble_calibration(members: Sequence[str | Path]) -> tuple[float, float] | None:

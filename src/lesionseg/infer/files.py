@@ -15,6 +15,7 @@ from lesionseg.errors import LesionsegError
 from lesionseg.infer.ensemble_file import expand_model_folders, saved_ensemble_calibration
 from lesionseg.infer.predictor import Prediction, Predictor, load_members
 from lesionseg.io import Volume, read_volume, write_volume
+from lesionseg.preprocess.limits import check_geometry
 from lesionseg.report.lesion_table import lesion_table, lesion_table_path, write_lesion_table
 
 
@@ -125,6 +126,8 @@ def read_channels(channels: Mapping[str, str | Path | Volume], channel_names: Se
     if missing:
         raise LesionsegError(f"the model needs channel(s) {', '.join(missing)} (have {', '.join(channels)})")
     images = [_volume(channels[name], "image") for name in channel_names]
+    for name, vol in zip(channel_names, images, strict=True):
+        check_geometry(vol, _describe(channels[name], name))  # spacing and size the model is applied to
     first = channel_names[0]
     for name, vol in zip(channel_names[1:], images[1:], strict=True):
         if not images[0].same_grid(vol):
@@ -160,11 +163,13 @@ def predict_files(
     outputs: OutputPaths,
     mask: str | Path | Volume | None = None,
     overwrite: bool = False,
+    steps: list[dict] | None = None,
 ) -> list[Path]:
     """Predict one case and write its outputs atomically on the first channel's grid (affine and header
     kept), and the per-lesion table beside the mask (``<stem>.lesions.csv``, locations from the template
     registered onto the first channel). The uncertainty map is written for ensembles only. Refuses to
-    replace an existing output unless ``overwrite``; returns the paths written, the table last."""
+    replace an existing output unless ``overwrite``; returns the paths written, the table last.
+    ``steps``: the prediction's post-processing records are appended to it (for the sidecar)."""
     targets = [
         (what, path) for what, path in outputs.items() if what != "uncertainty" or len(predictor.members) > 1
     ]
@@ -173,6 +178,8 @@ def predict_files(
     if existing and not overwrite:
         raise LesionsegError("output exists (use --overwrite to replace it)", existing[0])
     prediction, reference = predict_channels(predictor, channels, mask)
+    if steps is not None:
+        steps.extend(prediction.steps)
     for what, path in targets:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_volume(getattr(prediction, what), path, reference=reference)

@@ -7,9 +7,10 @@ smaller than ``min_lesion_mm3``, and maps everything back onto the input's origi
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,8 @@ from lesionseg.errors import LesionsegError
 from lesionseg.infer.slicewise import foreground_probability, predict_volume, to_label
 from lesionseg.io import Volume
 from lesionseg.preprocess import PreprocessedCase, PreprocessRecord, invert, preprocess_volumes
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -47,6 +50,7 @@ class Prediction:
     label: Volume  # label values as in the manifest (binary: 0/1)
     probability: Volume  # lesion (foreground) probability, members averaged
     uncertainty: Volume | None  # ensembles: std of the members' foreground probabilities
+    steps: list[dict] = field(default_factory=list)  # post-processing records (JSON-ready) for the sidecar
 
 
 def member_from_state(state: dict, source: str = "") -> Member:
@@ -163,14 +167,18 @@ class Predictor:
         ]
 
     def predict_preprocessed(
-        self, case: PreprocessedCase
+        self, case: PreprocessedCase, steps: list[dict] | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """(class-index map, averaged probabilities (K', ...), foreground std or None), preprocessed grid."""
+        """(class-index map, averaged probabilities (K', ...), foreground std or None), preprocessed grid.
+        ``steps``: the minimum-lesion-size record is appended to it when the size filter removed every
+        predicted lesion (:func:`minimum_lesion_size`)."""
         probs = self.member_probabilities(case)
         mean = np.mean(probs, axis=0)
         labels = to_label(mean, self.threshold)
         if self.min_lesion_mm3 > 0:
-            labels = remove_small_components(labels, case.spacing, self.min_lesion_mm3)
+            labels, record = minimum_lesion_size(labels, case.spacing, self.min_lesion_mm3)
+            if steps is not None and record["erased_all"]:  # the sidecar says when it emptied the mask
+                steps.append(record)
         spread = np.std([foreground_probability(p) for p in probs], axis=0) if len(probs) > 1 else None
         return labels, mean, spread
 
@@ -196,7 +204,8 @@ class Predictor:
                 stacklevel=2,
             )
         case = preprocess_volumes(images, self.preprocess_config, mask=mask)
-        labels, mean, spread = self.predict_preprocessed(case)
+        steps: list[dict] = []
+        labels, mean, spread = self.predict_preprocessed(case, steps)
         reference = images[0]
         label = self.labels_on_original_grid(labels, mean.shape[0], case.record)
         prob = invert(foreground_probability(mean), case.record, "image").astype(np.float32)
@@ -205,6 +214,7 @@ class Predictor:
             label=reference.with_array(label, kind="label"),
             probability=reference.with_array(prob, kind="image"),
             uncertainty=None if out_spread is None else reference.with_array(out_spread, kind="image"),
+            steps=steps,
         )
 
 
@@ -228,3 +238,32 @@ def remove_small_components(labels: np.ndarray, spacing, min_mm3: float) -> np.n
     """Drop lesions (26-connected components of the foreground) smaller than ``min_mm3``."""
     (kept,) = lesions_of_at_least(labels > 0, float(np.prod(spacing)), (min_mm3,))
     return np.where(kept, labels, 0).astype(labels.dtype)
+
+
+def minimum_lesion_size(labels: np.ndarray, spacing, min_mm3: float) -> tuple[np.ndarray, dict]:  # noqa: ANN001
+    """``remove_small_components`` and its record (lesions and voxels before and removed). When it erases
+    every lesion of a non-empty mask it says so: a one-line warning on stderr and ``erased_all: true`` in
+    the record, so that an empty mask is never mistaken for a prediction of no lesions."""
+    kept = remove_small_components(labels, spacing, min_mm3)
+    before, after = int(np.count_nonzero(labels)), int(np.count_nonzero(kept))
+    n_before = int(ndimage.label(labels > 0, structure=LESION_CONNECTIVITY)[1]) if before else 0
+    n_after = int(ndimage.label(kept > 0, structure=LESION_CONNECTIVITY)[1]) if after else 0
+    erased_all = before > 0 and after == 0
+    record = {
+        "step": "min_lesion_size",
+        "min_lesion_mm3": float(min_mm3),
+        "lesions_before": n_before,
+        "lesions_removed": n_before - n_after,
+        "voxels_removed": before - after,
+        "erased_all": erased_all,
+    }
+    if erased_all:
+        voxel_mm3 = float(np.prod(spacing))
+        log.warning(
+            "lesionseg: warning: the minimum lesion size (%g mm3) removed every predicted lesion "
+            "(%d, %.0f mm3 in all): the mask written is empty; --min-lesion-mm3 0 keeps them",
+            min_mm3,
+            n_before,
+            before * voxel_mm3,
+        )
+    return kept, record

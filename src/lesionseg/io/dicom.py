@@ -57,7 +57,14 @@ def read_dicom_series(files: list[str]) -> tuple[np.ndarray, np.ndarray]:
 
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
-    image = reader.Execute()
+    reader.MetaDataDictionaryArrayUpdateOn()  # each slice's tags: its position, to find gaps
+    warnings_on = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)  # ITK's multi-line gap warning: ours is one line
+    try:
+        image = reader.Execute()
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(warnings_on)
+    check_even_slices(reader, image, files)
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise LesionsegError(
             "DICOM series has colour pixels, expected one value per voxel", Path(files[0]).parent
@@ -68,3 +75,33 @@ def read_dicom_series(files: list[str]) -> tuple[np.ndarray, np.ndarray]:
     affine_lps[:3, :3] = direction @ np.diag(image.GetSpacing())
     affine_lps[:3, 3] = image.GetOrigin()
     return array, LPS_TO_RAS @ affine_lps
+
+
+SLICE_GAP_TOLERANCE = 0.1  # a slice distance more than 10 % away from the median one is a gap
+
+
+def check_even_slices(reader, image, files: list[str]) -> None:  # noqa: ANN001 - SimpleITK objects
+    """LesionsegError when the slices' positions (ImagePositionPatient, 0020|0032) along the slice normal
+    are not evenly spaced: a missing, duplicated or misplaced slice."""
+    if len(files) < 3:
+        return
+    positions = []
+    for i in range(len(files)):
+        if not reader.HasMetaDataKey(i, "0020|0032"):
+            return  # no positions to check (ITK then spaces the slices by their thickness)
+        try:
+            positions.append([float(v) for v in reader.GetMetaData(i, "0020|0032").split("\\")][:3])
+        except ValueError:
+            return
+    normal = np.asarray(image.GetDirection(), dtype=np.float64).reshape(3, 3)[:, 2]
+    steps = np.diff(np.asarray(positions) @ normal)
+    typical = float(np.median(np.abs(steps)))
+    bad = np.flatnonzero(np.abs(np.abs(steps) - typical) > SLICE_GAP_TOLERANCE * max(typical, 1e-6))
+    if bad.size:
+        k = int(bad[0])
+        raise LesionsegError(
+            f"DICOM slices are not evenly spaced: {Path(files[k]).name} and {Path(files[k + 1]).name} are "
+            f"{abs(steps[k]):.2f} mm apart, the others {typical:.2f} mm (a missing or duplicated slice?); "
+            f"{bad.size} such gap(s)",
+            Path(files[0]).parent,
+        )

@@ -87,6 +87,7 @@ def read_volume(path: str | Path, kind: VolumeKind = "image") -> Volume:
             image = _load_nifti(path)
             check_voxel_count(image.shape, path)
             _check_nifti_size(image, path)
+            _check_pixdim(image, path)
             array = np.asanyarray(image.dataobj)
             affine, header = image.affine, image.header
         else:
@@ -126,6 +127,27 @@ def _check_affine(affine: np.ndarray, path: Path) -> None:
     if abs(float(np.linalg.det(affine[:3, :3]))) < 1e-12:
         raise LesionsegError(
             "the header's voxel-to-world matrix (affine) is singular (a voxel size of 0?)", path
+        )
+
+
+def _check_pixdim(image: nib.Nifti1Image, path: Path) -> None:
+    """Without an sform the affine is built from pixdim, where nibabel silently takes a voxel side of 0 as
+    1 mm (it mends the header on loading, so the file's own header is read again, unmended): a header that
+    does not know its voxel size is refused instead."""
+    if int(image.header["sform_code"]) > 0:
+        return  # the sform gives spacing and orientation; pixdim is not used
+    import gzip
+
+    with path.open("rb") as raw:
+        gzipped = raw.read(2) == b"\x1f\x8b"
+    with gzip.open(path, "rb") if gzipped else path.open("rb") as stream:
+        header = type(image.header).from_fileobj(stream, check=False)
+    sides = np.asarray(header["pixdim"][1:4], dtype=np.float64)
+    if not np.all(np.isfinite(sides)) or np.any(sides == 0):
+        raise LesionsegError(
+            f"the header's voxel size (pixdim {', '.join(f'{s:g}' for s in sides)}) has a zero or "
+            "non-finite side and no sform gives it: the voxel size is unknown",
+            path,
         )
 
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from lesionseg.errors import LesionsegError
 from lesionseg.io import Volume, read_volume
+from lesionseg.preprocess.limits import check_geometry
 
 
 def read_channel(path: str | Path | Volume, name: str) -> tuple[Volume, dict]:
@@ -36,6 +37,7 @@ def read_channel(path: str | Path | Volume, name: str) -> tuple[Volume, dict]:
             "affine, and the orientation it gives decides the mask (wrap it as Volume(array, affine))"
         )
     source = volume.source if isinstance(path, Volume) else Path(path)
+    check_geometry(volume, source)
     low, high = (float(volume.array.min()), float(volume.array.max())) if volume.array.size else (0.0, 0.0)
     if low == high:
         raise LesionsegError(f"{name} image is constant (every voxel {low:g}): nothing to segment", source)

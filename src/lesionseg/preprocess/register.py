@@ -6,6 +6,12 @@ Mattes mutual information (50 bins, 20 % of the voxels sampled with a fixed seed
 three resolutions (shrink 4, 2, 1; smoothing 2, 1, 0 voxels), with regular-step gradient descent on
 physical-shift-scaled parameters. The moving image is then resampled linearly onto the reference grid
 (outside its field of view: 0). The result carries the reference's affine and header.
+
+A fit whose final metric is above ``WORST_ACCEPTED_METRIC`` is refused: the optimiser always stops
+somewhere, and a T1 whose header is wrong (e.g. its affine scaled 1.5x) "registers" to a pose of 10-20
+degrees and 20-45 mm at a metric of -0.16 to -0.20, where good fits reach -0.72 to -0.79 (measured on the
+phantoms and on the raw FLAIR/T1 pairs of open_ms_data/longitudinal; docs/faults.md). A 1.1x
+scale error already drops the phantom's fit to -0.52; the threshold of -0.4 sits between the two groups.
 """
 
 from __future__ import annotations
@@ -17,6 +23,9 @@ import numpy as np
 from lesionseg.errors import LesionsegError
 from lesionseg.io import Volume
 from lesionseg.io.readers import LPS_TO_RAS
+
+# Negative Mattes mutual information (50 bins) after the last level: a fit above it is refused.
+WORST_ACCEPTED_METRIC = -0.4
 
 
 @dataclass(frozen=True)
@@ -106,7 +115,23 @@ def register_rigid(reference: Volume, moving: Volume, seed: int = 1) -> tuple[Vo
         iterations=int(method.GetOptimizerIteration()),
         stop=method.GetOptimizerStopConditionDescription().strip()[:200],
     )
+    check_fit(result, reference, moving)
     aligned = Volume(
         array.astype(np.float32), reference.affine.copy(), "image", reference.header, moving.source
     )
     return aligned, result
+
+
+def check_fit(result: RigidResult, reference: Volume, moving: Volume) -> None:
+    """LesionsegError naming the moving image when the registration's final metric shows no good fit."""
+    if result.metric <= WORST_ACCEPTED_METRIC:
+        return
+    degrees = float(np.rad2deg(np.max(np.abs(result.angles_rad))))
+    shift = float(np.linalg.norm(result.translation_mm))
+    raise LesionsegError(
+        f"registration onto {reference.source or 'the reference image'} fits badly (Mattes metric "
+        f"{result.metric:.2f}, needs {WORST_ACCEPTED_METRIC:g} or lower; pose {degrees:.1f} degrees, "
+        f"{shift:.0f} mm): check this image's header (voxel size, orientation); if the two are aligned "
+        "already, skip registration (--no-register)",
+        moving.source,
+    )

@@ -70,9 +70,26 @@ def read_metrics_csv(path: str | Path) -> list[dict]:
         raise LesionsegError("metrics table not found", path)
     try:
         with path.open(newline="") as handle:
-            return [{k: _parse(k, v) for k, v in row.items()} for row in csv.DictReader(handle)]
+            rows = [{k: _parse(k, v) for k, v in row.items()} for row in csv.DictReader(handle)]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise LesionsegError(f"cannot read metrics table ({exc})", path) from exc
+    _require_numbers(rows, path)
+    return rows
+
+
+def _require_numbers(rows: list[dict], path: Path) -> None:
+    """A column of numbers (any cell a number, not an id column) holds only numbers, ``nan`` or empty
+    cells: a word among them would end the summaries in a TypeError."""
+    numeric = {k for row in rows for k, v in row.items() if isinstance(v, int | float)}
+    for line, row in enumerate(rows, start=2):  # line 1: the header
+        for column in sorted(numeric):
+            value = row.get(column)
+            if isinstance(value, str) and value.strip():
+                raise LesionsegError(
+                    f"metrics table line {line}, column {column!r}: {value[:40]!r} is not a number "
+                    "(write nan for an undefined value)",
+                    path,
+                )
 
 
 def format_value(value: object, digits: int = 4) -> str:

@@ -53,10 +53,6 @@ def train_model(
     out = Path(out_dir)
     train_cases = preprocessed_cases(manifest, root, train_subjects, cfg, cache)  # bad data: nothing in out
     val_cases = preprocessed_cases(manifest, root, val_subjects, cfg, cache)
-    out.mkdir(parents=True, exist_ok=True)
-    if not (resume and (out / "last.pt").exists()):  # a resumed run keeps the config (and plan) it began with
-        with atomic_output(out / "config.json") as tmp:
-            tmp.write_text(json.dumps(to_dict(cfg), indent=2) + "\n")
     extra = {
         "channel_names": manifest.channel_names,
         "labels": manifest.labels,
@@ -69,6 +65,11 @@ def train_model(
     trainer = Trainer(
         cfg, train_cases, val_cases, sorted(manifest.label_values), len(manifest.channel_names), out, extra
     )
+    # after the Trainer, which refuses a batch that cannot fit in memory: nothing is written before that
+    out.mkdir(parents=True, exist_ok=True)
+    if not (resume and (out / "last.pt").exists()):  # a resumed run keeps the config (and plan) it began with
+        with atomic_output(out / "config.json") as tmp:
+            tmp.write_text(json.dumps(to_dict(cfg), indent=2) + "\n")
     return trainer.fit(resume=resume, progress=progress)
 
 

@@ -36,6 +36,7 @@ from lesionseg.train.budget import (
     step_learning_rate,
 )
 from lesionseg.train.calibrate import calibrate_cases
+from lesionseg.train.memory import check_step_memory
 from lesionseg.train.samples import SliceBatcher, class_lookup, steps_per_epoch_for
 
 HISTORY_FIELDS = ["epoch", "steps", "train_loss", "val_loss", "val_dice", "lr", "seconds"]
@@ -78,6 +79,25 @@ def dice_score(pred: np.ndarray, ref: np.ndarray) -> float:
         denom = p.sum() + r.sum()
         scores.append(1.0 if denom == 0 else 2.0 * np.logical_and(p, r).sum() / denom)
     return float(np.mean(scores))
+
+
+def require_same_network(state: dict, network: str, config: dict, path: str | Path) -> None:
+    """LesionsegError (one line naming the checkpoint and every difference) when the checkpoint to resume
+    holds another network than this run builds, e.g. a changed ``width``: its weights would not fit."""
+    saved_name, saved = state.get("network"), state.get("network_config")
+    differences = [] if saved_name in (None, network) else [f"network {saved_name!r} (now {network!r})"]
+    if isinstance(saved, dict):
+        differences += [
+            f"{key} {saved.get(key)!r} (now {config.get(key)!r})"
+            for key in sorted(set(saved) | set(config))
+            if saved.get(key) != config.get(key)
+        ]
+    if differences:
+        raise LesionsegError(
+            f"cannot resume: the checkpoint was trained with {', '.join(differences)}; resume with the "
+            "options it began with (its config.json), or start again with --overwrite",
+            path,
+        )
 
 
 class Trainer:
@@ -123,6 +143,8 @@ class Trainer:
             )
         )
         self.batcher = SliceBatcher(train_cases, cfg, label_values, self.num_outputs, self.rank, self.world)
+        # a batch that cannot fit is refused now, in one line, not killed by the kernel later
+        check_step_memory(self.model, self.one_sample_loss(train_cases), cfg.batch_size, self.device)
         self.cfg = cfg = replace(
             cfg, steps_per_epoch=steps_per_epoch_for(cfg.steps_per_epoch, len(self.batcher), cfg.batch_size)
         )
@@ -133,6 +155,21 @@ class Trainer:
         self.val_on_train = not val_cases
         if self.val_on_train:  # one training subject: no held-out subject to validate on
             self.val_cases = train_cases
+
+    def one_sample_loss(self, train_cases: list):  # noqa: ANN201 - Callable[[nn.Module], Tensor]
+        """The loss of one training sample (a batch of one, drawn with its own RNG) on a given network: what
+        ``train.memory.check_step_memory`` measures."""
+        one = SliceBatcher(
+            train_cases, replace(self.cfg, batch_size=1), self.label_values, self.num_outputs, 0, 1
+        )
+
+        def loss(net: torch.nn.Module) -> torch.Tensor:
+            drawn = one.batch(np.random.default_rng(0))
+            batch = {k: torch.from_numpy(v).to(self.device) for k, v in drawn.items()}
+            with autocast(self.cfg.bf16, self.device):
+                return loss_on_batch(net, self.loss_fn, batch, self.num_outputs)
+
+        return loss
 
     # ----------------------------------------------------------------------------------- state
     def state(self) -> dict:
@@ -162,6 +199,7 @@ class Trainer:
         """Continue exactly where ``path`` (a last.pt) stopped: weights, optimiser, RNGs, history."""
         state = load_checkpoint(path, require=RESUME_KEYS)
         net = self.model.module if hasattr(self.model, "module") else self.model
+        require_same_network(state, self.cfg.network, self.network_config, path)
         net.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.epoch, self.history = state["epoch"], state["history"]
