@@ -55,14 +55,23 @@ def itk_reason(error: RuntimeError) -> str:
     return last.split("): ", 1)[-1].rstrip(".")
 
 
-def register_rigid(reference: Volume, moving: Volume, seed: int = 0) -> tuple[Volume, RigidResult]:
-    """``moving`` aligned to ``reference`` by a rigid transform, resampled onto the reference grid."""
+def estimate_rigid(
+    reference: Volume, moving: Volume, seed: int = 0, centre_of_mass: bool = False
+) -> tuple[object, RigidResult]:
+    """The rigid transform (a SimpleITK Euler3DTransform mapping reference points into ``moving``) and its
+    record. ``centre_of_mass``: start from the translation that aligns the two images' intensity centroids
+    (scans of two sessions, whose world frames need not agree) instead of the identity."""
     import SimpleITK as sitk
 
     fixed, mov = to_sitk(reference), to_sitk(moving)
     transform = sitk.Euler3DTransform()
-    centre = np.asarray(reference.shape, dtype=np.float64) / 2.0
-    transform.SetCenter(fixed.TransformContinuousIndexToPhysicalPoint([float(c) for c in centre]))
+    if centre_of_mass:
+        transform = sitk.CenteredTransformInitializer(
+            fixed, mov, transform, sitk.CenteredTransformInitializerFilter.MOMENTS
+        )
+    else:
+        centre = np.asarray(reference.shape, dtype=np.float64) / 2.0
+        transform.SetCenter(fixed.TransformContinuousIndexToPhysicalPoint([float(c) for c in centre]))
     method = sitk.ImageRegistrationMethod()
     method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=50)
     method.SetMetricSamplingStrategy(method.RANDOM)
@@ -78,15 +87,13 @@ def register_rigid(reference: Volume, moving: Volume, seed: int = 0) -> tuple[Vo
     method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOff()
     method.SetInitialTransform(transform, inPlace=True)
     try:
-        final = method.Execute(fixed, mov)
+        method.Execute(fixed, mov)
     except RuntimeError as error:  # ITK refuses, e.g. a grid with fewer than 4 voxels along an axis
         raise LesionsegError(
             f"cannot register this image onto {reference.source or 'the reference image'} "
             f"({itk_reason(error)}); if the two are aligned already, skip registration (--no-register)",
             moving.source,
         ) from None
-    resampled = sitk.Resample(mov, fixed, final, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
-    array = sitk.GetArrayFromImage(resampled).transpose(2, 1, 0)
     params = transform.GetParameters()
     result = RigidResult(
         angles_rad=tuple(float(p) for p in params[:3]),
@@ -95,7 +102,26 @@ def register_rigid(reference: Volume, moving: Volume, seed: int = 0) -> tuple[Vo
         iterations=int(method.GetOptimizerIteration()),
         stop=method.GetOptimizerStopConditionDescription().strip()[:200],
     )
-    aligned = Volume(
-        array.astype(np.float32), reference.affine.copy(), "image", reference.header, moving.source
+    return transform, result
+
+
+def resample_rigid(moving: Volume, reference: Volume, transform: object) -> Volume:
+    """``moving`` resampled onto ``reference``'s grid through ``transform`` (reference -> moving points):
+    linearly for an image, nearest neighbour for a label map; 0 outside its field of view."""
+    import SimpleITK as sitk
+
+    label = moving.kind == "label"
+    interpolator = sitk.sitkNearestNeighbor if label else sitk.sitkLinear
+    resampled = sitk.Resample(
+        to_sitk(moving), to_sitk(reference), transform, interpolator, 0.0, sitk.sitkFloat32
     )
+    array = sitk.GetArrayFromImage(resampled).transpose(2, 1, 0)
+    array = np.rint(array).astype(moving.array.dtype) if label else array.astype(np.float32)
+    return Volume(array, reference.affine.copy(), moving.kind, reference.header, moving.source)
+
+
+def register_rigid(reference: Volume, moving: Volume, seed: int = 0) -> tuple[Volume, RigidResult]:
+    """``moving`` aligned to ``reference`` by a rigid transform, resampled onto the reference grid."""
+    transform, result = estimate_rigid(reference, moving, seed)
+    aligned = resample_rigid(moving.with_array(moving.array, kind="image"), reference, transform)
     return aligned, result
