@@ -244,3 +244,14 @@ def test_cli_in_a_subprocess(tmp_path) -> None:
     assert done.returncode == 0, done.stderr
     assert "new 1, enlarging 1, shrinking 0, resolved 1" in done.stdout
     assert {f.name for f in out.iterdir()} >= {"change.nii.gz", "lesions.csv", "summary.json", "report.html"}
+
+
+def test_python_api_matches_the_command(studies, tmp_path) -> None:
+    import lesionseg
+
+    p = studies["paths"]
+    result = lesionseg.compare(
+        p["flair1"], p["flair2"], masks=(p["mask1"], p["mask2"]), out_dir=tmp_path / "o"
+    )
+    assert result.summary["counts"]["new"] == 1 and result.change.shape == read_volume(p["flair2"]).shape
+    assert np.array_equal(read_volume(tmp_path / "o" / "change.nii.gz", "label").array, result.change.array)
