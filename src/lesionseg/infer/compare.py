@@ -137,6 +137,91 @@ def _prepare_study(flair, t1, names: list[str], skull_strip: bool, device: str):
     return images[: len(names)], brain, steps
 
 
+@dataclass
+class AlignedStudies:
+    """Both studies on study 2's native FLAIR grid: the model's channels, brain masks, the jointly normalised
+    FLAIRs and their subtraction z image, and the registration that put study 1 there."""
+
+    images1: list[Volume]
+    images2: list[Volume]
+    brain1: Volume
+    brain2: Volume
+    joint: np.ndarray  # bool (X, Y, Z): both brain masks
+    norm1: np.ndarray
+    norm2: np.ndarray
+    z: np.ndarray
+    transform: object  # SimpleITK Euler3DTransform, study-2 points -> study 1
+    registration: dict
+    steps: dict
+
+
+def align_studies(
+    flair1: str | Path,
+    flair2: str | Path,
+    t1: Sequence[str | Path] | None,
+    names: Sequence[str],
+    skull_strip: bool = False,
+    device: str = "cpu",
+) -> AlignedStudies:
+    """Prepare both studies (``names``: the model's channel order), register study 1 onto study 2, resample
+    it there, normalise both FLAIRs jointly and subtract them."""
+    from lesionseg.preprocess.register import estimate_rigid, resample_rigid
+    from lesionseg.preprocess.subtraction import joint_normalise, subtraction_z
+
+    names = list(names)
+    images1, brain1, steps1 = _prepare_study(flair1, t1[0] if t1 else None, names, skull_strip, device)
+    images2, brain2, steps2 = _prepare_study(flair2, t1[1] if t1 else None, names, skull_strip, device)
+    fixed = images2[0]
+    transform, rigid = estimate_rigid(fixed, images1[0], centre_of_mass=True)
+    images1 = [resample_rigid(v, fixed, transform) for v in images1]
+    brain1 = resample_rigid(brain1, fixed, transform)
+    joint = (brain1.array > 0) & (brain2.array > 0)
+    if not joint.any():
+        raise LesionsegError("the two studies do not overlap after registration", flair1)
+    norm1, norm2 = joint_normalise(images1[0].array, fixed.array, joint)
+    z = subtraction_z(norm1, norm2, joint)
+    return AlignedStudies(
+        images1,
+        images2,
+        brain1,
+        brain2,
+        joint,
+        norm1,
+        norm2,
+        z,
+        transform,
+        _registration_record(rigid, transform),
+        {"study1": steps1, "study2": steps2},
+    )
+
+
+def segment_studies(
+    predictor: Predictor, aligned: AlignedStudies, skull_strip: bool
+) -> tuple[Volume, Volume]:
+    """Both lesion masks on study 2's grid, by one model (skull-stripping masks as brain masks)."""
+    mask1 = predictor.predict(aligned.images1, aligned.brain1 if skull_strip else None).label
+    mask2 = predictor.predict(aligned.images2, aligned.brain2 if skull_strip else None).label
+    return mask1, mask2
+
+
+def change_from_masks(
+    aligned: AlignedStudies, mask1: np.ndarray, mask2: np.ndarray, options: ChangeOptions
+) -> StudyComparison:
+    """The change map and lesion table from two lesion masks on study 2's grid (no summary yet)."""
+    fixed = aligned.images2[0]
+    change, lesions = classify_change(mask1 > 0, mask2 > 0, fixed.spacing, aligned.z, options)
+    return StudyComparison(
+        change=fixed.with_array(change, kind="label"),
+        mask1=fixed.with_array((mask1 > 0).astype(np.uint8), kind="label"),
+        mask2=fixed.with_array((mask2 > 0).astype(np.uint8), kind="label"),
+        flair1=fixed.with_array(aligned.norm1, kind="image"),
+        flair2=fixed.with_array(aligned.norm2, kind="image"),
+        subtraction=fixed.with_array(aligned.z, kind="image"),
+        brain=fixed.with_array(aligned.joint.astype(np.uint8), kind="label"),
+        lesions=lesions,
+    )
+
+
 def compare_studies(
     flair1: str | Path,
     flair2: str | Path,
@@ -154,8 +239,7 @@ def compare_studies(
     its FLAIR's grid) instead of segmenting; ``model``: as :func:`lesionseg.segment` (None: the bundled
     model); ``options``: the change rules (:class:`ChangeOptions`).
     """
-    from lesionseg.preprocess.register import estimate_rigid, resample_rigid
-    from lesionseg.preprocess.subtraction import joint_normalise, subtraction_z
+    from lesionseg.preprocess.register import resample_rigid
 
     options = options or ChangeOptions()
     try:
@@ -170,37 +254,18 @@ def compare_studies(
     predictor = None if masks is not None else resolve_predictor(model, inference, t1 is not None)
     names = predictor.channel_names if predictor is not None else ["FLAIR"]
     device = "cpu" if predictor is None else str(getattr(predictor, "device", "cpu"))
-    images1, brain1, steps1 = _prepare_study(flair1, t1[0] if t1 else None, names, skull_strip, device)
-    images2, brain2, steps2 = _prepare_study(flair2, t1[1] if t1 else None, names, skull_strip, device)
-    fixed = images2[0]
-    transform, rigid = estimate_rigid(fixed, images1[0], centre_of_mass=True)
-    images1 = [resample_rigid(v, fixed, transform) for v in images1]
-    brain1 = resample_rigid(brain1, fixed, transform)
-    joint = (brain1.array > 0) & (brain2.array > 0)
-    if not joint.any():
-        raise LesionsegError("the two studies do not overlap after registration", flair1)
-    if masks is not None:
-        mask1 = resample_rigid(given[0].with_array((given[0].array > 0).astype(np.uint8)), fixed, transform)
-        mask2 = fixed.with_array((given[1].array > 0).astype(np.uint8), kind="label")
+    aligned = align_studies(flair1, flair2, t1, names, skull_strip, device)
+    fixed = aligned.images2[0]
+    if given is not None:
+        study1 = given[0].with_array((given[0].array > 0).astype(np.uint8))
+        mask1 = resample_rigid(study1, fixed, aligned.transform).array
+        mask2 = given[1].array
     else:
-        mask1 = predictor.predict(images1, brain1 if skull_strip else None).label
-        mask2 = predictor.predict(images2, brain2 if skull_strip else None).label
-    norm1, norm2 = joint_normalise(images1[0].array, fixed.array, joint)
-    z = subtraction_z(norm1, norm2, joint)
-    change, lesions = classify_change(mask1.array > 0, mask2.array > 0, fixed.spacing, z, options)
-    result = StudyComparison(
-        change=fixed.with_array(change, kind="label"),
-        mask1=fixed.with_array((mask1.array > 0).astype(np.uint8), kind="label"),
-        mask2=fixed.with_array((mask2.array > 0).astype(np.uint8), kind="label"),
-        flair1=fixed.with_array(norm1, kind="image"),
-        flair2=fixed.with_array(norm2, kind="image"),
-        subtraction=fixed.with_array(z, kind="image"),
-        brain=fixed.with_array(joint.astype(np.uint8), kind="label"),
-        lesions=lesions,
-    )
+        mask1, mask2 = (m.array for m in segment_studies(predictor, aligned, skull_strip))
+    result = change_from_masks(aligned, mask1, mask2, options)
     result.summary = _summary(result, flair1, flair2, t1, masks, predictor, skull_strip, options)
-    result.summary["registration"] = _registration_record(rigid, transform)
-    result.summary["steps"] = {"study1": steps1, "study2": steps2}
+    result.summary["registration"] = aligned.registration
+    result.summary["steps"] = aligned.steps
     return result
 
 
