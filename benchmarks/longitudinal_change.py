@@ -218,6 +218,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--work", type=Path, default=Path("/tmp/lesionseg_longitudinal_change"))
+    parser.add_argument(
+        "--cases",
+        nargs="+",
+        help="run only these cases (e.g. patient01 'P14 T2->T3'); the others are scored when saved in --work",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/longitudinal_change.md")
     args = parser.parse_args(argv)
     predictor = resolve_predictor(args.model, InferenceOptions(device=args.device), has_t1=True)
@@ -225,8 +230,14 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work / ("bundled" if args.model is None else "_".join(p.stem for p in args.model))
     work.mkdir(parents=True, exist_ok=True)
     order = [*(p for p in ("patient03", "patient19", "patient01")), *(f"P14 {a}->{b}" for a, b in P14_PAIRS)]
+    selected = order if args.cases is None else [n for n in order if n in args.cases]
     cases: dict[str, dict] = {}
     for name in order:  # cheapest first; the table is rewritten after every case, so a cut run still reports
+        saved = work / (
+            f"{name}.npz" if name.startswith("patient") else f"P14_{name[4:].replace('->', '_')}.npz"
+        )
+        if name not in selected and not saved.exists():
+            continue  # another process runs it (--cases), or it waits for a later run
         print(f"{name} ...", flush=True)
         if name.startswith("patient"):
             cases[name] = dict(np.load(open_ms_case(args.data, name, predictor, work, args.device)))
