@@ -14,10 +14,17 @@ from pathlib import Path
 
 import numpy as np
 from markupsafe import Markup
+from scipy import ndimage
 
 from lesionseg.io import atomic_output
 from lesionseg.report.html import CSS, html_table, provenance_block, render
-from lesionseg.report.overlay import axial_display, canonical_array, intensity_window, overlay_slice
+from lesionseg.report.overlay import (
+    axial_display,
+    canonical_array,
+    intensity_window,
+    is_axis_aligned,
+    overlay_slice,
+)
 
 CHANGE_COLOURS = {1: (1.0, 0.1, 0.1), 2: (1.0, 0.6, 0.0), 3: (0.2, 0.4, 1.0)}
 OUTLINE_COLOUR = (1.0, 1.0, 0.0)
@@ -58,8 +65,6 @@ def _panel(
     for code, colour in CHANGE_COLOURS.items():
         where = change == code
         rgb[where] = 0.4 * rgb[where] + 0.6 * np.asarray(colour)
-    from scipy import ndimage
-
     outline = lesion & ~ndimage.binary_erosion(lesion)
     rgb[outline] = OUTLINE_COLOUR
     return rgb
@@ -74,8 +79,10 @@ def save_lesion_overlay(
     box: tuple[slice, slice],
     window: tuple[float, float],
     title: str,
+    sides: bool = True,
 ) -> Path:
-    """One PNG of two panels (study 1, study 2) of canonical (RAS) arrays at axial ``slice_index``."""
+    """One PNG of two panels (study 1, study 2) of canonical (RAS) arrays at axial ``slice_index``; with
+    ``sides`` the patient's R and L are written at the panels' edges."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -88,7 +95,7 @@ def save_lesion_overlay(
         ax.imshow(_display_rgb(panel), interpolation="nearest")
         ax.set_title(name, fontsize=9)
         ax.set_axis_off()
-        for x, side, align in ((0.02, "R", "left"), (0.98, "L", "right")):
+        for x, side, align in ((0.02, "R", "left"), (0.98, "L", "right")) if sides else ():
             ax.text(x, 0.5, side, transform=ax.transAxes, ha=align, va="center", color="yellow", fontsize=9)
     figure.suptitle(title, fontsize=10)
     figure.tight_layout()
@@ -140,7 +147,9 @@ def save_lesion_overlays(
             f"{float(row['volume_study2_mm3']):.0f} mm3 (axial slice {z})"
         )
         path = Path(folder) / f"{row['lesion']}.png"
-        save_lesion_overlay(path, (image1, image2), (mask1, mask2), change_c, z, box, window, caption)
+        save_lesion_overlay(
+            path, (image1, image2), (mask1, mask2), change_c, z, box, window, caption, is_axis_aligned(affine)
+        )
         figures.append({"path": path, "caption": caption})
     return figures
 
