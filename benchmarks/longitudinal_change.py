@@ -235,14 +235,23 @@ def main(argv: list[str] | None = None) -> int:
         nargs="+",
         help="run only these cases (e.g. patient01 'P14 T2->T3'); the others are scored when saved in --work",
     )
+    parser.add_argument("--score-only", action="store_true", help="score the cases saved in --work, run none")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/longitudinal_change.md")
     args = parser.parse_args(argv)
-    predictor = resolve_predictor(args.model, InferenceOptions(device=args.device), has_t1=True)
-    model_name = ", ".join(m.source for m in predictor.members)
+    if args.score_only:  # score what --work holds, run nothing
+        predictor, args.cases = None, []
+        model_name = "bundled model" if args.model is None else ", ".join(map(str, args.model))
+    else:
+        predictor = resolve_predictor(args.model, InferenceOptions(device=args.device), has_t1=True)
+        model_name = ", ".join(m.source for m in predictor.members)
     work = args.work / ("bundled" if args.model is None else "_".join(p.stem for p in args.model))
     work.mkdir(parents=True, exist_ok=True)
     order = [*(p for p in ("patient03", "patient19", "patient01")), *(f"P14 {a}->{b}" for a, b in P14_PAIRS)]
     selected = order if args.cases is None else [n for n in order if n in args.cases]
+    if args.score_only:
+        write_markdown(args.out, *score_cases(load_saved(order, work), work), model_name, work, [])
+        print(f"wrote {args.out}")
+        return 0
     cases: dict[str, dict] = {}
     for name in order:  # cheapest first; the table is rewritten after every case, so a cut run still reports
         saved = work / (
@@ -260,6 +269,18 @@ def main(argv: list[str] | None = None) -> int:
         write_markdown(args.out, rows, chosen, model_name, work, [n for n in order if n not in cases])
     print(f"wrote {args.out}")
     return 0
+
+
+def load_saved(order: list[str], work: Path) -> dict[str, dict]:
+    """The cases whose arrays --work holds, cropped."""
+    cases = {}
+    for name in order:
+        saved = work / (
+            f"{name}.npz" if name.startswith("patient") else f"P14_{name[4:].replace('->', '_')}.npz"
+        )
+        if saved.exists():
+            cases[name] = cropped(np.load(saved))
+    return cases
 
 
 def score_cases(cases: dict[str, dict], work: Path) -> tuple[dict, dict]:
@@ -304,7 +325,9 @@ def write_markdown(
     lines = [
         "# Lesion change between two studies (`lesionseg compare`)",
         "",
-        f"Produced by `{command.strip()}` on {datetime.date.today().isoformat()}; model: `{model_name}`.",
+        f"Produced by `{command.strip()}` on {datetime.date.today().isoformat()}; model: `{model_name}`. "
+        "The cases are run and saved in --work by the same script (resumable, `--cases` per process); "
+        "`--score-only` scores what is saved.",
         "Definitions, data and baselines: the docstring of `benchmarks/longitudinal_change.py`; rules of "
         "`compare`: `docs/compare.md` (defaults, chosen before this benchmark was run).",
         "n/a: the model takes a T1 and the study has none.",
@@ -320,9 +343,10 @@ def write_markdown(
         lines += [
             f"## {case}",
             "",
-            f"Subtraction threshold (b) t = {t} (chosen on the other patients); registration "
-            f"angles {reg.get('angles_deg')} deg, translation {reg.get('translation_mm')} mm; "
-            f"compare's counts {meta.get('counts', 'n/a')}; {meta.get('seconds', '?')} s.",
+            f"Subtraction threshold (b) t = {'n/a (no other open_ms patient scored)' if t is None else t} "
+            f"(chosen on the other open_ms patients); registration of study 1 onto study 2: angles "
+            f"{reg.get('angles_deg')} deg, translation {reg.get('translation_mm')} mm; compare's counts "
+            f"{meta.get('counts', 'n/a')}; {meta.get('seconds', '?')} s wall time (2 shared, busy cores).",
             "",
             header,
             rule,
