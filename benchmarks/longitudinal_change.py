@@ -249,7 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     order = [*(p for p in ("patient03", "patient19", "patient01")), *(f"P14 {a}->{b}" for a, b in P14_PAIRS)]
     selected = order if args.cases is None else [n for n in order if n in args.cases]
     if args.score_only:
-        write_markdown(args.out, *score_cases(load_saved(order, work), work), model_name, work, [])
+        saved = load_saved(order, work)
+        pending = [n for n in order if n not in saved]
+        write_markdown(args.out, *score_cases(saved, work), model_name, work, pending)
         print(f"wrote {args.out}")
         return 0
     cases: dict[str, dict] = {}
@@ -355,6 +357,8 @@ def write_markdown(
             cells = [fmt(None if row is None else row[c]) for c in columns]
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
         lines.append("")
+    if pending:
+        lines += [f"Not run before the deadline of this run (rerun to resume): {', '.join(pending)}.", ""]
     lines += [
         "## Median over the cases scored (open_ms patients and P14 pairs)",
         "",
