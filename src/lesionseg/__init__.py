@@ -3,6 +3,7 @@
 The public API, imported lazily so that ``import lesionseg`` stays cheap (no torch until first use):
 
 - :func:`segment` (FLAIR [+ T1] -> label Volume on the FLAIR's grid, the bundled model by default),
+- :func:`compare` (lesion change between two studies of one patient, on study 2's grid),
 - :func:`read_volume`, :func:`write_volume`, :class:`Volume` (array + affine + "image"/"label" kind),
 - :func:`evaluate` (metrics of a predicted mask against a reference, in mm),
 - :class:`Predictor` (one checkpoint or an ensemble), :func:`train` (as ``lesionseg train``),
@@ -23,6 +24,7 @@ __version__ = "0.1.0"
 # public name -> module that defines it
 _EXPORTS = {
     "segment": "lesionseg.api",
+    "compare": "lesionseg.api",
     "evaluate": "lesionseg.evaluate",  # the package, callable: runs evaluate.pair.evaluate_masks
     "train": "lesionseg.train",  # the package, callable: lesionseg.train(...) runs train.run.train_method
     "Volume": "lesionseg.io",
@@ -35,6 +37,7 @@ _EXPORTS = {
 __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:
+    from lesionseg.api import compare as compare
     from lesionseg.api import segment as segment
     from lesionseg.errors import LesionsegError as LesionsegError
     from lesionseg.evaluate.pair import evaluate_masks as evaluate  # noqa: F401

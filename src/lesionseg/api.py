@@ -1,4 +1,5 @@
-"""The public Python API: ``lesionseg.segment`` (here), ``lesionseg.evaluate`` and ``lesionseg.train``.
+"""The public Python API: ``lesionseg.segment`` and ``lesionseg.compare`` (here), ``lesionseg.evaluate``
+and ``lesionseg.train``.
 
 Each is the Python twin of a command: :func:`segment` of ``lesionseg segment`` (same mask, voxel for
 voxel); ``lesionseg.evaluate`` (:func:`lesionseg.evaluate.pair.evaluate_masks`) of one row of ``lesionseg
@@ -15,6 +16,8 @@ from lesionseg.errors import LesionsegError
 from lesionseg.io import Volume
 
 if TYPE_CHECKING:
+    from lesionseg.config.change import ChangeOptions
+    from lesionseg.infer.compare import StudyComparison
     from lesionseg.infer.predictor import Predictor
 
 
@@ -82,3 +85,38 @@ def segment(
     sidecar = out.with_name(out.name.removesuffix(".gz").removesuffix(".nii") + ".json")
     segment_case_to_files(predictor, channels, OutputPaths.beside(out), sidecar, mask, **road)
     return read_volume(out, "label")
+
+
+def compare(
+    flair1: str | Path,
+    flair2: str | Path,
+    *,
+    t1: Sequence[str | Path] | None = None,
+    masks: Sequence[str | Path] | None = None,
+    model: str | Path | Sequence[str | Path] | Predictor | None = None,
+    skull_strip: bool | str = "auto",
+    options: ChangeOptions | None = None,
+    device: str = "auto",
+    out_dir: str | Path | None = None,
+    overwrite: bool = False,
+) -> StudyComparison:
+    """Lesion change between two studies of one patient (``lesionseg compare``): the change map, both lesion
+    masks and the lesion table on study 2's native grid (:class:`lesionseg.infer.compare.StudyComparison`);
+    with ``out_dir``, its files are written there as the command writes them. ``t1``/``masks``: pairs
+    (study 1, study 2); ``options``: :class:`lesionseg.config.change.ChangeOptions`. See docs/compare.md."""
+    from lesionseg.infer.compare import compare_studies, write_comparison
+    from lesionseg.infer.files import InferenceOptions
+
+    result = compare_studies(
+        flair1,
+        flair2,
+        t1=t1,
+        masks=masks,
+        model=model,
+        skull_strip=skull_strip,
+        options=options,
+        inference=InferenceOptions(device=device),
+    )
+    if out_dir is not None:
+        write_comparison(result, out_dir, overwrite)
+    return result

@@ -32,6 +32,7 @@ COMMAND_MODULES = [
     "cv",
     "predict",
     "segment",
+    "compare",
     "evaluate",
     "report",
     "export",

@@ -64,19 +64,28 @@ def itk_reason(error: RuntimeError) -> str:
     return last.split("): ", 1)[-1].rstrip(".")
 
 
-def register_rigid(reference: Volume, moving: Volume, seed: int = 1) -> tuple[Volume, RigidResult]:
-    """``moving`` aligned to ``reference`` by a rigid transform, resampled onto the reference grid.
+def estimate_rigid(
+    reference: Volume, moving: Volume, seed: int = 1, centre_of_mass: bool = False
+) -> tuple[object, RigidResult]:
+    """The rigid transform (a SimpleITK Euler3DTransform mapping reference points into ``moving``) and its
+    record. ``centre_of_mass``: start from the translation that aligns the two images' intensity centroids
+    (scans of two sessions, whose world frames need not agree) instead of the identity. ``seed`` draws the
+    metric's random sample of voxels; it must not be 0, which ITK reads as "seed from the wall clock" (two
+    runs of one case then found different poses)."""
+    import SimpleITK as sitk
 
-    ``seed`` draws the metric's random sample of voxels; it must not be 0, which ITK reads as "seed from the
-    wall clock" (two runs of one case then found different poses)."""
     if seed == 0:
         raise ValueError("seed 0 makes ITK seed from the wall clock; give a positive seed")
-    import SimpleITK as sitk
 
     fixed, mov = to_sitk(reference), to_sitk(moving)
     transform = sitk.Euler3DTransform()
-    centre = np.asarray(reference.shape, dtype=np.float64) / 2.0
-    transform.SetCenter(fixed.TransformContinuousIndexToPhysicalPoint([float(c) for c in centre]))
+    if centre_of_mass:
+        transform = sitk.CenteredTransformInitializer(
+            fixed, mov, transform, sitk.CenteredTransformInitializerFilter.MOMENTS
+        )
+    else:
+        centre = np.asarray(reference.shape, dtype=np.float64) / 2.0
+        transform.SetCenter(fixed.TransformContinuousIndexToPhysicalPoint([float(c) for c in centre]))
     method = sitk.ImageRegistrationMethod()
     method.SetMetricAsMattesMutualInformation(numberOfHistogramBins=50)
     method.SetMetricSamplingStrategy(method.RANDOM)
@@ -96,7 +105,7 @@ def register_rigid(reference: Volume, moving: Volume, seed: int = 1) -> tuple[Vo
     threads = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
     try:
-        final = method.Execute(fixed, mov)
+        method.Execute(fixed, mov)
     except RuntimeError as error:  # ITK refuses, e.g. a grid with fewer than 4 voxels along an axis
         raise LesionsegError(
             f"cannot register this image onto {reference.source or 'the reference image'} "
@@ -105,8 +114,6 @@ def register_rigid(reference: Volume, moving: Volume, seed: int = 1) -> tuple[Vo
         ) from None
     finally:
         sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
-    resampled = sitk.Resample(mov, fixed, final, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
-    array = sitk.GetArrayFromImage(resampled).transpose(2, 1, 0)
     params = transform.GetParameters()
     result = RigidResult(
         angles_rad=tuple(float(p) for p in params[:3]),
@@ -115,10 +122,30 @@ def register_rigid(reference: Volume, moving: Volume, seed: int = 1) -> tuple[Vo
         iterations=int(method.GetOptimizerIteration()),
         stop=method.GetOptimizerStopConditionDescription().strip()[:200],
     )
-    check_fit(result, reference, moving)
-    aligned = Volume(
-        array.astype(np.float32), reference.affine.copy(), "image", reference.header, moving.source
+    return transform, result
+
+
+def resample_rigid(moving: Volume, reference: Volume, transform: object) -> Volume:
+    """``moving`` resampled onto ``reference``'s grid through ``transform`` (reference -> moving points):
+    linearly for an image, nearest neighbour for a label map; 0 outside its field of view."""
+    import SimpleITK as sitk
+
+    label = moving.kind == "label"
+    interpolator = sitk.sitkNearestNeighbor if label else sitk.sitkLinear
+    resampled = sitk.Resample(
+        to_sitk(moving), to_sitk(reference), transform, interpolator, 0.0, sitk.sitkFloat32
     )
+    array = sitk.GetArrayFromImage(resampled).transpose(2, 1, 0)
+    array = np.rint(array).astype(moving.array.dtype) if label else array.astype(np.float32)
+    return Volume(array, reference.affine.copy(), moving.kind, reference.header, moving.source)
+
+
+def register_rigid(reference: Volume, moving: Volume, seed: int = 1) -> tuple[Volume, RigidResult]:
+    """``moving`` aligned to ``reference`` by a rigid transform, resampled onto the reference grid; a fit
+    whose final metric shows no match is refused (:func:`check_fit`)."""
+    transform, result = estimate_rigid(reference, moving, seed)
+    check_fit(result, reference, moving)
+    aligned = resample_rigid(moving.with_array(moving.array, kind="image"), reference, transform)
     return aligned, result
 
 
