@@ -212,8 +212,11 @@ def test_mismatched_arguments_one_line_exit_2(studies, tmp_path, capsys, extra, 
 
 
 def test_model_that_needs_a_t1_says_so(studies, tmp_path, capsys) -> None:
+    from lesionseg.models import bundled_model_path
+
     p = studies["paths"]
-    code, err = run_cli([p["flair1"], p["flair2"], "-o", tmp_path / "out"], capsys)
+    flair_t1_model = bundled_model_path(("FLAIR", "T1"))  # without --t1 the default is the FLAIR model
+    code, err = run_cli([p["flair1"], p["flair2"], "--model", flair_t1_model, "-o", tmp_path / "out"], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1 and "--t1 STUDY1_T1 STUDY2_T1" in err
     assert not (tmp_path / "out").exists()
 
