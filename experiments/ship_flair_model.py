@@ -16,7 +16,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from three_sites import CONFIG, MANIFEST, POOLED_MARGIN, REPO, pooled_choice
+from three_sites import CONFIG, MANIFEST, POOLED_MARGIN, REPO, dice_table, pooled_choice
 
 from lesionseg.data.manifest import load_manifest
 from lesionseg.infer.ensemble_file import write_ensemble_calibration
@@ -34,8 +34,8 @@ def main() -> None:
     manifest = load_manifest(MANIFEST)
     row_dir = args.runs / "losite" / args.row
     splits = json.loads((args.runs / "losite" / "splits.json").read_text())["folds"]
-    threshold, min_mm3, chosen = pooled_choice(
-        args.runs, "losite", args.row, set(manifest.subjects), manifest, args.data
+    chosen = pooled_choice(
+        dice_table(args.runs, "losite", args.row, manifest, args.data), set(manifest.subjects)
     )
     staging = Path(tempfile.mkdtemp(prefix=".ms_flair-", dir=TARGET.parent))
     members = []
@@ -55,20 +55,15 @@ def main() -> None:
         staging,
         members,
         {
-            "threshold": threshold,
-            "min_lesion_mm3": min_mm3,
-            "rule": f"pooled out-of-fold choice kept only if it beats 0.5 / 0 by {POOLED_MARGIN} mean Dice",
-            "pooled_best": {"threshold": chosen.threshold, "min_lesion_mm3": chosen.min_lesion_mm3},
-            "pooled_dice_chosen": chosen.val_dice,
-            "pooled_dice_at_default": chosen.default_dice,
-            "cases": chosen.cases,
+            **chosen,
+            "rule": f"pooled out-of-fold choice kept only if it beats 0.5 / 0 by {POOLED_MARGIN} Dice",
         },
     )
     if TARGET.exists():
         shutil.rmtree(TARGET)
     staging.chmod(0o755)
     staging.rename(TARGET)
-    print(f"wrote {TARGET}: threshold {threshold}, min lesion {min_mm3} mm^3 ({chosen})")
+    print(f"wrote {TARGET}: {chosen}")
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ from lesionseg.infer.slicewise import foreground_probability
 from lesionseg.metrics import label_map_metrics
 from lesionseg.metrics.lesions import label_lesions
 from lesionseg.preprocess import invert
-from lesionseg.train.calibrate import calibrate
+from lesionseg.train.calibrate import MIN_SIZES_MM3, THRESHOLDS, dice, size_filtered_masks
 from lesionseg.train.run import train_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -178,37 +178,62 @@ def run_worker(index: int, count: int, data: Path, runs: Path, rows: list[str] |
 
 
 # -- the report --------------------------------------------------------------------------------------------
-def pooled_choice(runs: Path, scheme: str, row: str, subjects: set[str], manifest: Manifest, data: Path):
-    """(threshold, min_lesion_mm3, note) chosen on the pooled out-of-fold probabilities of ``subjects``:
-    the calibration grid's best pair, kept only when its mean Dice there beats 0.5 / 0 by POOLED_MARGIN."""
+def dice_table(runs: Path, scheme: str, row: str, manifest: Manifest, data: Path) -> dict[str, tuple]:
+    """Per out-of-fold scan: (subject, Dice of every (threshold, minimum size) pair of the calibration grid
+    (``train.calibrate``), shape (thresholds, sizes)), on the preprocessed grid; cached in the row's
+    folder."""
+    cached = runs / scheme / row / "dice_table.json"
+    if cached.exists():
+        raw = json.loads(cached.read_text())
+        return {k: (v[0], np.asarray(v[1])) for k, v in raw.items()}
     cfg = resolve_train_config("lesion-unet", "cpu")
     cache = PreprocessCache(CACHE)
-    probs, refs, voxels = [], [], []
-    for case in (c for c in manifest.cases if c.subject in subjects):
+    table = {}
+    for case in manifest.cases:
         found = list((runs / scheme / row).glob(f"fold_*/prob_{case.id}.npz"))
         if not found:
             continue
         pre = cache.get(manifest, case, data, cfg.preprocess)
-        probs.append(np.load(found[0])["prob"].astype(np.float32))
-        refs.append(np.asarray(pre.label) > 0)
-        voxels.append(float(np.prod(pre.spacing)))
-    chosen = calibrate(probs, refs, voxels)
-    if chosen.val_dice >= chosen.default_dice + POOLED_MARGIN:
-        return chosen.threshold, chosen.min_lesion_mm3, chosen
-    return 0.5, 0.0, chosen
+        prob, ref = np.load(found[0])["prob"].astype(np.float32), np.asarray(pre.label) > 0
+        voxel = float(np.prod(pre.spacing))
+        rows = [
+            [dice(m, ref) for m in size_filtered_masks(prob, t, voxel, MIN_SIZES_MM3)] for t in THRESHOLDS
+        ]
+        table[case.id] = (case.subject, np.asarray(rows))
+    cached.write_text(json.dumps({k: [v[0], v[1].tolist()] for k, v in table.items()}) + "\n")
+    return table
+
+
+def pooled_choice(table: dict[str, tuple], subjects: set[str]) -> dict:
+    """The (threshold, minimum size) of the highest mean Dice over the scans of ``subjects`` (ties: the pair
+    closest to 0.5 / 0), kept only when it beats 0.5 / 0 there by POOLED_MARGIN; else 0.5 / 0."""
+    scores = np.mean([d for s, d in table.values() if s in subjects], axis=0)
+    penalty = np.abs(np.asarray(THRESHOLDS) - 0.5)[:, None] + 1e-3 * np.arange(len(MIN_SIZES_MM3))[None, :]
+    best = np.unravel_index(np.lexsort((penalty.ravel(), -scores.ravel()))[0], scores.shape)
+    default = scores[THRESHOLDS.index(0.5), 0]
+    adopted = scores[best] >= default + POOLED_MARGIN
+    return {
+        "threshold": float(THRESHOLDS[best[0]]) if adopted else 0.5,
+        "min_lesion_mm3": float(MIN_SIZES_MM3[best[1]]) if adopted else 0.0,
+        "pooled_best": [float(THRESHOLDS[best[0]]), float(MIN_SIZES_MM3[best[1]])],
+        "pooled_best_dice": float(scores[best]),
+        "pooled_dice_at_default": float(default),
+        "scans": int(sum(s in subjects for s, _ in table.values())),
+    }
 
 
 def pooled_rows(runs: Path, scheme: str, row: str, manifest: Manifest, data: Path) -> list[dict]:
     """Each scan scored with the pair chosen on the pooled out-of-fold probabilities of the other subjects."""
     cfg = resolve_train_config("lesion-unet", "cpu")
     cache = PreprocessCache(CACHE)
+    table = dice_table(runs, scheme, row, manifest, data)
     out = []
     for case in manifest.cases:
         found = list((runs / scheme / row).glob(f"fold_*/prob_{case.id}.npz"))
         if not found:
             continue
-        others = set(manifest.subjects) - {case.subject}
-        threshold, min_mm3, _ = pooled_choice(runs, scheme, row, others, manifest, data)
+        chosen = pooled_choice(table, set(manifest.subjects) - {case.subject})
+        threshold, min_mm3 = chosen["threshold"], chosen["min_lesion_mm3"]
         pre = cache.get(manifest, case, data, cfg.preprocess)
         labels = (np.load(found[0])["prob"].astype(np.float32) >= threshold).astype(np.uint8)
         if min_mm3 > 0:
