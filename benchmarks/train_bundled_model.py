@@ -28,10 +28,10 @@ from pathlib import Path
 from lesionseg.config.train import TrainConfig, resolve_train_config
 from lesionseg.data.cache import PreprocessCache
 from lesionseg.data.manifest import Manifest, load_manifest
-from lesionseg.evaluate.ensemble_calibration import calibrate_ensemble
 from lesionseg.infer.ensemble_file import write_ensemble_calibration
 from lesionseg.infer.predictor import Predictor, load_members
 from lesionseg.nets.checkpoint import save_checkpoint, shipped_state
+from lesionseg.train.calibrate import calibrate_ensemble
 from lesionseg.train.run import train_model
 from lesionseg.train.trainer import TrainResult
 
