@@ -89,11 +89,11 @@ from lesionseg.data.cache import PreprocessCache
 from lesionseg.data.manifest import Manifest, load_case, load_manifest
 from lesionseg.data.splits import Fold, Splits, load_splits, make_splits
 from lesionseg.evaluate.cv import predict_and_score
-from lesionseg.evaluate.ensemble_calibration import calibrate_ensemble
 from lesionseg.evaluate.floor import fit_floor_k, floor_mask
 from lesionseg.infer.predictor import Predictor, load_members
 from lesionseg.metrics import label_map_metrics
 from lesionseg.preprocess import invert
+from lesionseg.train.calibrate import calibrate_ensemble
 from lesionseg.train.run import train_model
 
 REPO = Path(__file__).resolve().parents[1]

@@ -27,9 +27,9 @@ from _timing import markdown_table, write_result
 from scipy import ndimage
 
 from lesionseg.data.cache import PreprocessCache
-from lesionseg.data.label_slices import labelled_slices
+from lesionseg.data.label_slices import labelled_slices, only_labelled_slices
 from lesionseg.data.manifest import load_case, load_manifest
-from lesionseg.evaluate.labelled_slices import labelled_slice_metrics, only_labelled_slices
+from lesionseg.evaluate.labelled_slices import labelled_slice_metrics
 from lesionseg.infer.predictor import Predictor, load_members
 from lesionseg.infer.slicewise import foreground_probability, to_label
 from lesionseg.preprocess.pipeline import invert

@@ -25,15 +25,12 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from lesionseg.config.train import TrainConfig, resolve_train_config
+from lesionseg.config.train import resolve_train_config
 from lesionseg.data.cache import PreprocessCache
 from lesionseg.data.manifest import Manifest, load_manifest
-from lesionseg.evaluate.ensemble_calibration import calibrate_ensemble
 from lesionseg.infer.ensemble_file import write_ensemble_calibration
-from lesionseg.infer.predictor import Predictor, load_members
 from lesionseg.nets.checkpoint import save_checkpoint, shipped_state
-from lesionseg.train.run import train_model
-from lesionseg.train.trainer import TrainResult
+from lesionseg.train.averaged import AveragedModel, train_averaged_model
 
 REPO = Path(__file__).resolve().parents[1]
 METHOD = "lesion-unet"
@@ -44,14 +41,17 @@ VALIDATION = ["open_ms_data_patient26"]
 MODEL_FOLDER = REPO / "src" / "lesionseg" / "models" / "wmh_ms_flair_t1"
 
 
-def train_member(
-    seed: int, manifest: Manifest, data: Path, out: Path, cache: PreprocessCache, quick: bool
-) -> tuple[TrainConfig, TrainResult]:
-    """One network of the average: the recipe with training seed ``seed`` (resumes a finished or
-    interrupted run in ``out``)."""
-    cfg = resolve_train_config(METHOD, "cpu", overrides=[*BUDGET, *(QUICK if quick else []), f"seed={seed}"])
+def train_members(
+    manifest: Manifest, data: Path, out: Path, cache: PreprocessCache, quick: bool
+) -> AveragedModel:
+    """The networks of the average (the recipe with training seeds ``SEEDS``, in ``out/seed_<s>``; resumes a
+    finished or interrupted run) and the average's calibration on ``VALIDATION`` (``train.averaged``)."""
+    configs = [
+        resolve_train_config(METHOD, "cpu", overrides=[*BUDGET, *(QUICK if quick else []), f"seed={seed}"])
+        for seed in SEEDS
+    ]
     train = [s for s in manifest.subjects if s not in VALIDATION]
-    return cfg, train_model(cfg, manifest, data, train, VALIDATION, out, cache, resume=True)
+    return train_averaged_model(configs, manifest, data, train, VALIDATION, out, cache, resume=True)
 
 
 def main() -> None:
@@ -64,11 +64,10 @@ def main() -> None:
     manifest = load_manifest("ms_flair_t1")
     cache = PreprocessCache(args.out / "cache")
     cpu0, wall0 = time.process_time(), time.monotonic()
-    members = {seed: train_member(seed, manifest, args.data, out / f"seed_{seed}", cache, args.quick)
-               for seed in SEEDS}  # fmt: skip
-    cfg0 = members[SEEDS[0]][0]
-    predictor = Predictor(load_members([result.best for _, result in members.values()]), bf16=cfg0.bf16)
-    calibration = calibrate_ensemble(predictor, manifest, args.data, cache, VALIDATION, out)
+    model = train_members(manifest, args.data, out, cache, args.quick)
+    members = dict(zip(SEEDS, zip(model.configs, model.results, strict=True), strict=True))
+    cfg0 = model.configs[0]
+    calibration = model.calibration
     if calibration is None:
         raise SystemExit(f"no labelled validation case for {VALIDATION}")
     trained = {

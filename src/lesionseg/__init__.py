@@ -9,6 +9,8 @@ The public API, imported lazily so that ``import lesionseg`` stays cheap (no tor
 - :class:`Predictor` (one checkpoint or an ensemble), :func:`train` (as ``lesionseg train``),
 - :func:`lesion_table` (one row per lesion of a mask, with its location; ``docs/lesion_table.md``).
 
+``segment``, ``evaluate`` and ``train`` are plain functions of :mod:`lesionseg.api`.
+
 >>> import lesionseg
 >>> labels = lesionseg.segment("flair.nii.gz", "t1.nii.gz")  # doctest: +SKIP
 >>> lesionseg.write_volume(labels, "mask.nii.gz")  # doctest: +SKIP
@@ -16,6 +18,8 @@ The public API, imported lazily so that ``import lesionseg`` stays cheap (no tor
 
 from __future__ import annotations
 
+import sys
+import types
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
@@ -25,8 +29,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "segment": "lesionseg.api",
     "compare": "lesionseg.api",
-    "evaluate": "lesionseg.evaluate",  # the package, callable: runs evaluate.pair.evaluate_masks
-    "train": "lesionseg.train",  # the package, callable: lesionseg.train(...) runs train.run.train_method
+    "evaluate": "lesionseg.api",
+    "train": "lesionseg.api",
     "Volume": "lesionseg.io",
     "read_volume": "lesionseg.io",
     "write_volume": "lesionseg.io",
@@ -38,20 +42,18 @@ __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:
     from lesionseg.api import compare as compare
+    from lesionseg.api import evaluate as evaluate
     from lesionseg.api import segment as segment
+    from lesionseg.api import train as train
     from lesionseg.errors import LesionsegError as LesionsegError
-    from lesionseg.evaluate.pair import evaluate_masks as evaluate  # noqa: F401
     from lesionseg.infer.predictor import Predictor as Predictor
     from lesionseg.io import Volume as Volume
     from lesionseg.io import read_volume as read_volume
     from lesionseg.io import write_volume as write_volume
     from lesionseg.report.lesion_table import lesion_table as lesion_table
-    from lesionseg.train.run import train_method as train  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("train", "evaluate"):  # the package itself, callable (see its __init__.py)
-        return import_module(f"lesionseg.{name}")
     if name in _EXPORTS:
         value = getattr(import_module(_EXPORTS[name]), name)
         globals()[name] = value
@@ -61,3 +63,29 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted([*globals(), *_EXPORTS])
+
+
+# The functions ``train`` and ``evaluate`` share their names with the packages ``lesionseg.train`` and
+# ``lesionseg.evaluate``. Importing a module of either package (``import lesionseg.train.run``) makes Python
+# bind the package to that name here, in place of the function. So that ``lesionseg.train(...)`` still runs
+# the function and ``lesionseg.train.run`` still names the module, such a package, when bound here, calls
+# the function of lesionseg.api (nothing in the packages knows of this: no floor imports the public API).
+_PUBLIC_FUNCTION_PACKAGES = ("train", "evaluate")
+
+
+class _PublicFunctionPackage(types.ModuleType):
+    """A package of ours whose name is also a function of :mod:`lesionseg.api`: calling it calls that."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        function = getattr(import_module("lesionseg.api"), self.__name__.rpartition(".")[2])
+        return function(*args, **kwargs)
+
+
+class _Lesionseg(types.ModuleType):
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _PUBLIC_FUNCTION_PACKAGES and isinstance(value, types.ModuleType):
+            value.__class__ = _PublicFunctionPackage
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Lesionseg

@@ -1,9 +1,9 @@
-"""The public Python API: ``lesionseg.segment`` and ``lesionseg.compare`` (here), ``lesionseg.evaluate``
-and ``lesionseg.train``.
+"""The public Python API: ``lesionseg.segment``, ``lesionseg.compare``, ``lesionseg.evaluate`` and
+``lesionseg.train``.
 
-Each is the Python twin of a command: :func:`segment` of ``lesionseg segment`` (same mask, voxel for
-voxel); ``lesionseg.evaluate`` (:func:`lesionseg.evaluate.pair.evaluate_masks`) of one row of ``lesionseg
-evaluate``; ``lesionseg.train`` (:func:`lesionseg.train.run.train_method`) of ``lesionseg train``.
+Each is the Python twin of a command, on the same road: :func:`segment` of ``lesionseg segment`` (same
+mask, voxel for voxel); :func:`evaluate` of one row of ``lesionseg evaluate``; :func:`train` of
+``lesionseg train`` (same configs, member folders and calibration).
 """
 
 from __future__ import annotations
@@ -16,9 +16,12 @@ from lesionseg.errors import LesionsegError
 from lesionseg.io import Volume
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from lesionseg.config.change import ChangeOptions
     from lesionseg.infer.compare import StudyComparison
     from lesionseg.infer.predictor import Predictor
+    from lesionseg.train.averaged import AveragedModel
 
 
 def segment(
@@ -120,3 +123,87 @@ def compare(
     if out_dir is not None:
         write_comparison(result, out_dir, overwrite)
     return result
+
+
+def evaluate(
+    pred: str | Path | Volume | np.ndarray,
+    ref: str | Path | Volume | np.ndarray,
+    spacing: Sequence[float] | None = None,
+) -> dict[str, float | int]:
+    """Every metric of a predicted mask against a reference mask, in mm (one row of ``lesionseg
+    evaluate``): :func:`lesionseg.evaluate.pair.evaluate_masks`, whose docstring gives the rules."""
+    from lesionseg.evaluate.pair import evaluate_masks
+
+    return evaluate_masks(pred, ref, spacing)
+
+
+def train(  # noqa: PLR0913
+    manifest: str | Path,
+    root: str | Path,
+    out: str | Path,
+    *,
+    method: str | None = None,
+    profile: str = "cpu",
+    config: dict | str | Path | None = None,
+    overrides: Sequence[str] = (),
+    seed: int | None = None,
+    seeds: Sequence[int] | None = None,
+    budget: float | None = None,
+    steps: int | None = None,
+    device: str | None = None,
+    fold: int | None = None,
+    folds: int = 5,
+    splits: str | Path | None = None,
+    cache: str | Path | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> AveragedModel:
+    """Train a model on a manifest's subjects into ``out``, as ``lesionseg train`` does (one road:
+    :func:`lesionseg.train.averaged.train_from_manifest`): the same configs, member folders, validation
+    subjects and calibration of the average.
+
+    Each argument is the command's option of that name: ``method`` (None: the ``lesion-unet`` recipe),
+    ``profile`` ("cpu" or "paper"), ``config`` (TrainConfig values: a dict or a JSON file), ``overrides``
+    (``--set``: "key=value", e.g. "width=8"), ``seed`` (one network) or ``seeds`` (one network per seed,
+    averaged; neither: the method's default, lesion-unet's seeds 0 1 2), ``budget`` (seconds per network),
+    ``steps`` (a fixed step count), ``device`` ("auto", "cpu", "cuda"), ``fold`` / ``folds`` / ``splits``
+    (train on a fold of a subject-wise split; otherwise ``val_fraction`` of the subjects validate),
+    ``cache`` (default ``out/cache``), ``resume`` / ``overwrite`` (an earlier run in ``out`` is refused
+    without one of them), ``progress`` (progress bars). Returns the members' configs, folders and results
+    (``.checkpoints``: their best.pt) and the average's calibration (``ensemble_calibration.json`` in
+    ``out``; ``lesionseg.segment(..., model=out)`` and ``lesionseg predict --model out`` use the folder).
+
+    >>> import lesionseg, tempfile, pathlib
+    >>> from lesionseg.phantom import write_phantom_dataset
+    >>> work = pathlib.Path(tempfile.mkdtemp())
+    >>> manifest = write_phantom_dataset(
+    ...     work / "data", 3, seed=0, shape=(48, 56, 32), spacing=(3.0, 3.0, 4.0))
+    >>> model = lesionseg.train(manifest, manifest.parent, work / "run", seeds=[0, 1], progress=False,
+    ...     overrides=["steps=2", "budget_s=null", "evaluations=1", "width=4"])
+    >>> model.folders, all(path.is_file() for path in model.checkpoints)
+    (['seed_0', 'seed_1'], True)
+    >>> (work / "run" / "ensemble_calibration.json").is_file()
+    True
+    """
+    from lesionseg.config.train import DEFAULT_METHOD, read_config_file, resolve_member_configs
+    from lesionseg.train.averaged import train_from_manifest
+
+    if config is not None and not isinstance(config, dict):
+        config = read_config_file(config)
+    configs = resolve_member_configs(
+        method or DEFAULT_METHOD, profile, config, overrides, seed, seeds, budget, steps, device
+    )
+    return train_from_manifest(
+        configs,
+        manifest,
+        root,
+        out,
+        fold=fold,
+        folds=folds,
+        splits=splits,
+        cache=cache,
+        resume=resume,
+        overwrite=overwrite,
+        progress=progress,
+    )

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import re
 from pathlib import Path
 
 from lesionseg.cli.parsing import HelpFormatter, Parser, add_set_option  # noqa: F401 (re-exported)
 from lesionseg.config.train import DEVICE_CHOICES
-from lesionseg.errors import LesionsegError
 
 
 def parse_duration(text: str) -> float:
@@ -118,47 +116,22 @@ def add_training_options(parser: argparse.ArgumentParser) -> None:
 
 
 def member_configs(args: argparse.Namespace) -> list:
-    """The resolved TrainConfig of each model the method trains: several for an ensemble method, and one
-    per seed of ``--seeds`` for each of them (all averaged as one model). Without a seed given, a preset
-    trains its default seeds (``config.train.DEFAULT_SEEDS``: lesion-unet's three)."""
-    from lesionseg.config.train import default_seeds, ensemble_members, resolve_train_config
-
-    config_file = None
-    if args.config:
-        try:
-            config_file = json.loads(Path(args.config).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise LesionsegError(f"cannot read config ({exc})", args.config) from exc
-        if not isinstance(config_file, dict):
-            kind = type(config_file).__name__.replace("NoneType", "null")
-            raise LesionsegError(
-                f"a config file holds one JSON object of TrainConfig values, not a {kind}", args.config
-            )
-    overrides = list(args.set)
-    if args.seed is not None:
-        overrides.append(f"seed={args.seed}")
-    if args.budget is not None:
-        overrides.append(f"budget_s={args.budget}")
-    if getattr(args, "steps", None) is not None:
-        overrides += [f"steps={args.steps}", "budget_s=null"]
-    if getattr(args, "device", None) is not None:
-        overrides.append(f"device={args.device}")
+    """The resolved TrainConfig of each network the command trains (``config.train.resolve_member_configs``
+    from the parsed options), its network and loss options checked before any preprocessing."""
+    from lesionseg.config.train import read_config_file, resolve_member_configs
     from lesionseg.train.options import check_options
 
-    seeds = getattr(args, "seeds", None)
-    if not seeds:  # one seed named (--seed, --set seed=N, a config's seed) trains that one network
-        named = args.seed is not None or (config_file or {}).get("seed") is not None
-        named = named or any(o.partition("=")[0].strip() == "seed" for o in overrides)
-        seeds = [None] if named else default_seeds(args.method)
-    if len(set(seeds)) != len(seeds):
-        listed = " ".join(map(str, seeds))
-        raise LesionsegError(f"--seeds repeats a seed ({listed}): each network needs its own")
-    per_seed = [[f"seed={s}"] if s is not None else [] for s in seeds]
-    configs = [
-        resolve_train_config(m, args.profile, config_file, [*overrides, *seed])
-        for m in ensemble_members(args.method)
-        for seed in per_seed
-    ]
+    configs = resolve_member_configs(
+        args.method,
+        args.profile,
+        read_config_file(args.config) if args.config else None,
+        args.set,
+        args.seed,
+        args.seeds,
+        args.budget,
+        args.steps,
+        args.device,
+    )
     for cfg in configs:
         check_options(cfg)  # unknown network/loss options: a one-line error before any preprocessing
     return configs

@@ -10,11 +10,13 @@ trains in minutes on 2 cores, and says so in the saved config.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from lesionseg.config import apply_overrides, from_dict, to_dict
@@ -348,3 +350,60 @@ def resolve_train_config(
     if config_file:
         cfg = from_dict(TrainConfig, to_dict(cfg) | config_file)
     return apply_overrides(cfg, list(overrides))
+
+
+def read_config_file(path: str | Path) -> dict:
+    """A JSON file of TrainConfig values (``--config``), as a dict; a one-line error naming the file."""
+    try:
+        config = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise LesionsegError(f"cannot read config ({exc})", path) from exc
+    if not isinstance(config, dict):
+        kind = type(config).__name__.replace("NoneType", "null")
+        raise LesionsegError(f"a config file holds one JSON object of TrainConfig values, not a {kind}", path)
+    return config
+
+
+def resolve_member_configs(  # noqa: PLR0913
+    method: str = DEFAULT_METHOD,
+    profile: str = "cpu",
+    config: dict | None = None,
+    overrides: Sequence[str] = (),
+    seed: int | None = None,
+    seeds: Sequence[int] | None = None,
+    budget: float | None = None,
+    steps: int | None = None,
+    device: str | None = None,
+) -> list[TrainConfig]:
+    """The resolved TrainConfig of each network ``lesionseg train`` / ``cv`` / ``lesionseg.train`` trains:
+    each member of an ensemble method, and one per seed of ``seeds`` for each of them (all averaged as one
+    model). Without a seed given (``seed``, ``seeds``, a ``seed=`` override or the config's seed), a preset
+    trains its default seeds (:data:`DEFAULT_SEEDS`: lesion-unet's three). ``config``: TrainConfig values
+    (a ``--config`` file's); ``overrides``: ``key=value`` (``--set``); ``budget`` seconds per network,
+    ``steps`` a fixed step count (no budget), ``device`` auto/cpu/cuda. Options of the networks and losses
+    are checked by the caller (``train.options.check_options``; torch lives there)."""
+    overrides = list(overrides)
+    if seed is not None:
+        overrides.append(f"seed={seed}")
+    if budget is not None:
+        overrides.append(f"budget_s={budget}")
+    if steps is not None:
+        overrides += [f"steps={steps}", "budget_s=null"]
+    if device is not None:
+        overrides.append(f"device={device}")
+    if seed is not None and seeds:
+        raise LesionsegError("give either one seed or several seeds, not both")
+    if not seeds:  # one seed named (--seed, --set seed=N, a config's seed) trains that one network
+        named = seed is not None or (config or {}).get("seed") is not None
+        named = named or any(o.partition("=")[0].strip() == "seed" for o in overrides)
+        seeds = [None] if named else default_seeds(method)
+    seeds = list(seeds)
+    if len(set(seeds)) != len(seeds):
+        listed = " ".join(map(str, seeds))
+        raise LesionsegError(f"--seeds repeats a seed ({listed}): each network needs its own")
+    per_seed = [[f"seed={s}"] if s is not None else [] for s in seeds]
+    return [
+        resolve_train_config(m, profile, config, [*overrides, *seed_override])
+        for m in ensemble_members(method)
+        for seed_override in per_seed
+    ]

@@ -9,11 +9,13 @@ the crop drops slices; it refuses a grid on which the labelled slices are not ax
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from lesionseg.data.manifest import Case
 from lesionseg.errors import LesionsegError
-from lesionseg.preprocess import PreprocessRecord, apply_geometry
+from lesionseg.preprocess import PreprocessedCase, PreprocessRecord, apply_geometry
 
 
 def labelled_slices(case: Case, record: PreprocessRecord) -> np.ndarray:
@@ -47,3 +49,11 @@ def labelled_slices(case: Case, record: PreprocessRecord) -> np.ndarray:
     if found.size == 0:
         raise LesionsegError(f"case {case.id}: preprocessing cropped away every labelled slice")
     return found
+
+
+def only_labelled_slices(pre: PreprocessedCase, zs: np.ndarray) -> PreprocessedCase:
+    """``pre`` with its brain mask cleared outside the slices ``zs``, so that slice-wise prediction, which
+    skips slices without brain, predicts only those (their neighbours still serve as 2.5D context)."""
+    mask = np.zeros_like(np.asarray(pre.mask))
+    mask[..., zs] = np.asarray(pre.mask)[..., zs]
+    return replace(pre, mask=mask, labelled_slices=zs)

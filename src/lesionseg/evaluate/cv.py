@@ -15,19 +15,18 @@ from pathlib import Path
 
 import numpy as np
 
-from lesionseg.config.train import TrainConfig, member_folder
+from lesionseg.config.train import TrainConfig
 from lesionseg.data.cache import PreprocessCache
-from lesionseg.data.label_slices import labelled_slices
+from lesionseg.data.label_slices import labelled_slices, only_labelled_slices
 from lesionseg.data.manifest import Case, Manifest, load_case
 from lesionseg.data.splits import Splits, load_splits, make_splits
 from lesionseg.errors import LesionsegError
-from lesionseg.evaluate.ensemble_calibration import calibrate_ensemble
-from lesionseg.evaluate.labelled_slices import only_labelled_slices, score_labelled_slices
-from lesionseg.infer.predictor import Predictor, load_members
+from lesionseg.evaluate.labelled_slices import score_labelled_slices
+from lesionseg.infer.predictor import Predictor
 from lesionseg.io import atomic_output, write_volume
 from lesionseg.metrics import label_map_metrics, summarize
 from lesionseg.metrics.pooled import pooled_metrics
-from lesionseg.train.run import train_model
+from lesionseg.train.averaged import train_averaged_model
 
 
 @dataclass
@@ -94,25 +93,20 @@ def run_cross_validation(
     for fold in splits.folds:
         if only_folds is not None and fold.fold not in only_folds:
             continue
-        checkpoints = []
-        for cfg in member_configs:
-            folder = member_folder(cfg, member_configs, with_method=True)
-            member_dir = Path(models_dir or out) / f"fold_{fold.fold}" / folder
-            result = train_model(
-                cfg,
-                manifest,
-                root,
-                fold.train,
-                fold.val,
-                member_dir,
-                cache,
-                resume=True,
-                progress=progress,
-            )
-            checkpoints.append(result.best)
-        predictor = Predictor(load_members(checkpoints), bf16=cfg0.bf16)
-        if len(member_configs) > 1 and cfg0.calibrate and fold.val:
-            calibrate_ensemble(predictor, manifest, root, cache, fold.val, out / f"fold_{fold.fold}")
+        model = train_averaged_model(
+            member_configs,
+            manifest,
+            root,
+            fold.train,
+            fold.val,
+            out / f"fold_{fold.fold}",
+            cache,
+            members_dir=Path(models_dir or out) / f"fold_{fold.fold}",
+            with_method=True,
+            resume=True,
+            progress=progress,
+        )
+        predictor = model.predictor
         for case in (c for c in manifest.cases if c.subject in fold.test):
             prediction = out / f"fold_{fold.fold}" / "predictions" / f"{case.id}.nii.gz"
             extra = {"fold": fold.fold, "subject": case.subject}

@@ -4,7 +4,6 @@ spacing, and draw an overlay per labelled slice in the TS-CNN Figure 3 colours."
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,15 +11,6 @@ import numpy as np
 from lesionseg.data.manifest import Case, Manifest
 from lesionseg.io import Volume
 from lesionseg.metrics import label_map_metrics
-from lesionseg.preprocess import PreprocessedCase
-
-
-def only_labelled_slices(pre: PreprocessedCase, zs: np.ndarray) -> PreprocessedCase:
-    """``pre`` with its brain mask cleared outside the slices ``zs``, so that slice-wise prediction, which
-    skips slices without brain, predicts only those (their neighbours still serve as 2.5D context)."""
-    mask = np.zeros_like(np.asarray(pre.mask))
-    mask[..., zs] = np.asarray(pre.mask)[..., zs]
-    return replace(pre, mask=mask, labelled_slices=zs)
 
 
 def labelled_slice_metrics(

@@ -8,19 +8,31 @@ wins (then the one closest to threshold 0.5 and no filter). The pair is saved in
 join the whole brain into one blob "detected" every lesion (lesion F1 1, Dice 0.09) and won both an
 arithmetic and a geometric mean of the two; among masks of near-equal Dice, lesion F1 prefers the one
 with fewer small false lesions.
+
+An averaged model (several networks, ``lesionseg train`` with seeds, ``cv``, the bundled model) gets its
+own pair by the same rule, chosen from the members' averaged probabilities (:func:`calibrate_ensemble`, the
+WMH thesis section 2.4 "empirical threshold") and saved beside the members
+(:mod:`lesionseg.infer.ensemble_file`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from lesionseg.infer.predictor import lesions_of_at_least
+from lesionseg.data.cache import PreprocessCache
+from lesionseg.data.label_slices import labelled_slices, only_labelled_slices
+from lesionseg.data.manifest import Case, Manifest
+from lesionseg.infer.ensemble_file import write_ensemble_calibration
+from lesionseg.infer.predictor import Predictor, lesions_of_at_least
+from lesionseg.infer.slicewise import foreground_probability
 from lesionseg.metrics.lesions import lesion_detection
 from lesionseg.metrics.overlap import confusion_counts, dice_similarity_coefficient
+from lesionseg.preprocess import PreprocessedCase
 
 THRESHOLDS = (0.02, 0.05, *(float(round(t, 2)) for t in np.arange(0.10, 0.91, 0.05)))
 MIN_SIZES_MM3 = (0.0, 3.0, 5.0, 10.0, 20.0, 35.0, 50.0, 100.0)
@@ -118,3 +130,37 @@ def calibrate_cases(cases: Iterable[Any], probability: Callable[[Any], np.ndarra
         refs.append(np.asarray(case.label) > 0)
         voxels.append(float(np.prod(case.spacing)))
     return calibrate(probs, refs, voxels) if probs else None
+
+
+def calibrate_ensemble(
+    predictor: Predictor,
+    manifest: Manifest,
+    root: str | Path,
+    cache: PreprocessCache,
+    val_subjects: list[str],
+    fold_dir: Path,
+) -> Calibration | None:
+    """The ensemble's "empirical threshold" (WMH thesis section 2.4), with the minimum lesion size, chosen
+    on the fold's validation subjects from the members' averaged probabilities (train/calibrate.py's
+    rule, never the test fold); set on ``predictor`` and written to ``fold_dir/ensemble_calibration.json``
+    (with the members, so that ``lesionseg predict`` uses it for them: ``infer/ensemble_file.py``).
+    Each member's own saved threshold was chosen for that member alone, so it is not the ensemble's.
+    Returns the calibration, or None (multi-class members, or no labelled validation case)."""
+    if len(predictor.members[0].label_values) > 2:
+        return None
+
+    def labelled_only(case: Case) -> PreprocessedCase:
+        pre = cache.get(manifest, case, root, predictor.preprocess_config)
+        if case.label_slices is not None:
+            pre = only_labelled_slices(pre, labelled_slices(case, pre.record))
+        return pre
+
+    result = calibrate_cases(
+        (labelled_only(c) for c in manifest.cases if c.subject in val_subjects),
+        lambda pre: foreground_probability(predictor.predict_preprocessed(pre)[1]),
+    )
+    if result is None:
+        return None
+    predictor.threshold, predictor.min_lesion_mm3 = result.threshold, result.min_lesion_mm3
+    write_ensemble_calibration(fold_dir, [m.source for m in predictor.members], asdict(result))
+    return result

@@ -1,9 +1,9 @@
-"""Train one model on the cases of given subjects: the body of ``lesionseg train`` and of each CV fold."""
+"""Train one network on the cases of given subjects: each member of a model that ``lesionseg train``,
+``lesionseg.train`` and each CV fold train (:mod:`lesionseg.train.averaged`)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -48,7 +48,23 @@ def train_model(
     progress: bool = True,
 ) -> TrainResult:
     """Train ``cfg`` on ``train_subjects`` (validating on ``val_subjects``) and write into ``out_dir``:
-    config.json (the resolved config), last.pt, best.pt, history.csv, loss_curve.png."""
+    config.json (the resolved config), last.pt, best.pt, history.csv, loss_curve.png. One network; a
+    model of several, averaged and calibrated, is :func:`lesionseg.train.averaged.train_averaged_model`.
+
+    >>> import tempfile, pathlib
+    >>> from lesionseg.config.train import resolve_train_config
+    >>> from lesionseg.data.manifest import load_manifest
+    >>> from lesionseg.phantom import write_phantom_dataset
+    >>> work = pathlib.Path(tempfile.mkdtemp())
+    >>> manifest = load_manifest(write_phantom_dataset(
+    ...     work / "data", 2, seed=0, shape=(48, 56, 32), spacing=(3.0, 3.0, 4.0)))
+    >>> cfg = resolve_train_config(
+    ...     "lesion-unet", overrides=["steps=2", "budget_s=null", "evaluations=1", "width=4"])
+    >>> result = train_model(cfg, manifest, work / "data", ["phantom_000"], ["phantom_001"], work / "run",
+    ...     PreprocessCache(work / "cache"), progress=False)
+    >>> result.best.is_file()
+    True
+    """
     check_options(cfg)  # before any preprocessing
     out = Path(out_dir)
     train_cases = preprocessed_cases(manifest, root, train_subjects, cfg, cache)  # bad data: nothing in out
@@ -71,50 +87,3 @@ def train_model(
         with atomic_output(out / "config.json") as tmp:
             tmp.write_text(json.dumps(to_dict(cfg), indent=2) + "\n")
     return trainer.fit(resume=resume, progress=progress)
-
-
-def train_method(
-    manifest: str | Path,
-    root: str | Path,
-    out_dir: str | Path,
-    *,
-    method: str | None = None,
-    profile: str = "cpu",
-    overrides: Sequence[str] = (),
-    train_subjects: Sequence[str] | None = None,
-    val_subjects: Sequence[str] = (),
-    cache_dir: str | Path | None = None,
-    progress: bool = True,
-) -> TrainResult:
-    """``lesionseg.train(...)``: train one method (default: the ``lesion-unet`` recipe) on a manifest's
-    cases and write config.json, best.pt, last.pt and the history into ``out_dir`` (as ``lesionseg train``).
-    The config is resolved as on the command line: defaults <- ``method`` preset <- ``profile`` ("cpu" or
-    "paper") <- ``overrides`` ("key=value", e.g. "budget_s=300" or "steps=500"). ``train_subjects``: None
-    = every subject not in ``val_subjects``. ``cache_dir``: the preprocessing cache (default
-    ``out_dir/cache``). Returns the checkpoints' paths and the per-epoch history.
-
-    >>> import lesionseg, tempfile, pathlib
-    >>> from lesionseg.phantom import write_phantom_dataset
-    >>> work = pathlib.Path(tempfile.mkdtemp())
-    >>> manifest = write_phantom_dataset(
-    ...     work / "data", 2, seed=0, shape=(48, 56, 32), spacing=(3.0, 3.0, 4.0))
-    >>> result = lesionseg.train(manifest, manifest.parent, work / "run", val_subjects=["phantom_001"],
-    ...     overrides=["steps=2", "budget_s=null", "evaluations=1", "width=4"], progress=False)
-    >>> result.best.is_file()
-    True
-    """
-    from lesionseg.config.train import DEFAULT_METHOD, resolve_train_config
-    from lesionseg.data.manifest import load_manifest
-    from lesionseg.errors import LesionsegError
-
-    cfg = resolve_train_config(method or DEFAULT_METHOD, profile, overrides=list(overrides))
-    loaded = load_manifest(manifest)
-    unknown = sorted(set(val_subjects) - set(loaded.subjects))
-    if unknown:
-        raise LesionsegError(f"unknown validation subject(s) {', '.join(unknown)}", manifest)
-    if train_subjects is None:
-        train_subjects = [s for s in loaded.subjects if s not in set(val_subjects)]
-    cache = PreprocessCache(cache_dir if cache_dir is not None else Path(out_dir) / "cache")
-    return train_model(
-        cfg, loaded, root, list(train_subjects), list(val_subjects), out_dir, cache, progress=progress
-    )
