@@ -224,6 +224,8 @@ def pooled_choice(table: dict[str, tuple], subjects: set[str]) -> dict:
 
 def pooled_rows(runs: Path, scheme: str, row: str, manifest: Manifest, data: Path) -> list[dict]:
     """Each scan scored with the pair chosen on the pooled out-of-fold probabilities of the other subjects."""
+    if not (runs / scheme / row).is_dir():  # a row that has not run in this scheme
+        return []
     cfg = resolve_train_config("lesion-unet", "cpu")
     cache = PreprocessCache(CACHE)
     table = dice_table(runs, scheme, row, manifest, data)
@@ -318,7 +320,7 @@ def write_report(runs: Path, data: Path, target: Path) -> None:
             }
         title = "Leave-one-subject-out" if scheme == "loso" else "Leave-one-site-out"
         lines += [f"### {title}", ""]
-        model_rows = [r for r in folds_done if r != "floor"]
+        model_rows = [r for r in folds_done if r != "floor" and folds_done[r]]
         head = "| scan | site | floor | " + " | ".join(f"{r} Dice / prec. / lesion F1" for r in model_rows)
         lines += [head + " | old bundled | inter-rater |", "|" + "---|" * (4 + len(model_rows) + 1)]
         for case in manifest.cases:

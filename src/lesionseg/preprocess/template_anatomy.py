@@ -6,7 +6,8 @@ Two ways onto the subject's grid:
   takes the region of the template voxel nearest to its world (RAS mm) position;
 - ``space="native"``: the template T1 is registered affinely (12 parameters) onto the subject's image
   (FLAIR) with SimpleITK, from the alignment of the two images' centres of mass: Mattes mutual information
-  (50 bins, 10 % of the voxels with a fixed seed, one thread, so reruns agree), both images first
+  (50 bins, 10 % of the voxels with a fixed seed (not 0: ITK reads 0 as "the wall clock"), one thread, so
+  reruns agree), both images first
   averaged onto bins of about 3 mm, then two resolutions (shrink 2 and 1, smoothing 1 and 0 bins: 6 and
   3 mm), regular-step gradient descent; the regions are then resampled onto the subject's full grid
   (nearest neighbour).
@@ -117,7 +118,7 @@ def _codes_by_world(regions: TemplateRegions, grid: Volume) -> np.ndarray:
     return codes.reshape(grid.shape[:3]).astype(np.uint8)
 
 
-def _codes_registered(regions: TemplateRegions, image: Volume, seed: int = 0) -> np.ndarray | None:
+def _codes_registered(regions: TemplateRegions, image: Volume, seed: int = 1) -> np.ndarray | None:
     """Region codes on ``image``'s grid after an affine registration of the template T1 onto it."""
     import SimpleITK as sitk
 
