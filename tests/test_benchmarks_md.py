@@ -27,9 +27,13 @@ def test_benchmarks_md_is_the_assembly_of_the_results_files() -> None:
 
 def test_every_results_file_names_the_script_that_wrote_it() -> None:
     assembler = load_assembler()
-    scripts = {p.name for p in (REPO / "benchmarks").glob("*.py")}
+    scripts = {
+        f"{p.parent.name}/{p.name}"
+        for folder in ("benchmarks", "experiments")
+        for p in (REPO / folder).glob("*.py")
+    }
     for _, path in assembler.SECTIONS:
         if path.parent.name != "results" or not path.exists():
             continue
-        named = set(re.findall(r"benchmarks/([a-z0-9_]+\.py)", path.read_text()))
-        assert named & scripts, f"{path.name} names no script of benchmarks/"
+        named = set(re.findall(r"((?:benchmarks|experiments)/[a-z0-9_]+\.py)", path.read_text()))
+        assert named & scripts, f"{path.name} names no script of benchmarks/ or experiments/"

@@ -98,7 +98,14 @@ def test_dataset_check_passes_on_the_phantom(phantom_dir: Path, capsys) -> None:
 
 
 def test_cases_do_not_depend_on_the_number_of_cases(tmp_path: Path, phantom_dir: Path) -> None:
-    write_phantom_dataset(tmp_path / "two", 2, seed=0, shape=PHANTOM_TEST_SHAPE, spacing=PHANTOM_TEST_SPACING)
+    write_phantom_dataset(
+        tmp_path / "two",
+        2,
+        seed=0,
+        shape=PHANTOM_TEST_SHAPE,
+        spacing=PHANTOM_TEST_SPACING,
+        skull_stripped=True,
+    )  # the phantom_dir fixture is written skull-stripped
     for name in ("flair.nii.gz", "lesion.nii.gz"):
         a = nib.load(tmp_path / "two" / "phantom_001" / name).get_fdata()
         b = nib.load(phantom_dir / "phantom_001" / name).get_fdata()
