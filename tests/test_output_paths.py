@@ -73,7 +73,7 @@ def test_manifest_ids_cannot_write_outside_out(phantom_dir: Path, tmp_path: Path
     out = tmp_path / "deep" / "out"
     before = all_files(tmp_path)
     code = main(["predict", "--model", str(bundled_model_path()), "--manifest", str(tmp_path / "m.json"),
-                 "--root", "/", "--out", str(out), "--quiet"])  # fmt: skip
+                 "--root", "/", "--allow-outside-root", "--out", str(out), "--quiet"])  # fmt: skip
     assert code == 1  # 'a_b' collides with 'a/b' and is refused, the others are written
     written = all_files(tmp_path) - before
     assert written and all(out in p.parents for p in written)
