@@ -88,6 +88,12 @@ def test_a_skull_stripped_scan_is_left_alone(phantom_dir: Path, tmp_path: Path) 
     sidecar, _ = cli_and_api([case / "flair.nii.gz", case / "t1.nii.gz"], tmp_path)
     decision = next(s for s in sidecar["steps"] if s["step"] == "skull_detection")
     assert decision["skull_found"] is False
+    # the sidecar carries the lesion table's rows: one per lesion of the mask, ids 1..N
+    mask = np.asarray(nib.load(tmp_path / "cli" / "mask.nii.gz").dataobj) > 0
+    from scipy import ndimage
+
+    count = ndimage.label(mask, np.ones((3, 3, 3)))[1]
+    assert [int(row["id"]) for row in sidecar["lesions"]] == list(range(1, count + 1))
     assert not any(s["step"] == "skull_strip" for s in sidecar["steps"])
 
 

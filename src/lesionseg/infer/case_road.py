@@ -10,13 +10,15 @@ record whichever door it came in by:
 2. the brain mask given, else the skull-stripping mask, else the predictor derives one;
 3. :meth:`Predictor.predict`: preprocess, slice-wise networks, average, threshold, minimum lesion size, back
    onto the first channel's grid;
-4. (files) :func:`lesionseg.infer.files.predict_files` writes the mask (and maps) atomically, then the JSON
-   sidecar records inputs, model, options and every step applied.
+4. (files) :func:`lesionseg.infer.files.predict_files` writes the mask (and maps) and the per-lesion table
+   atomically, then the JSON sidecar records inputs, model, options, every step applied and the table's
+   rows (``"lesions"``).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -121,6 +123,7 @@ def sidecar_record(
         "steps": steps,
         "outputs": [str(p) for p in written],
         "grid": "outputs are on the grid of the first input channel, with its affine and header",
+        "lesions": _lesion_rows(written),
     }
 
 
@@ -131,6 +134,20 @@ def write_sidecar(
     record = sidecar_record(predictor, channels, steps, written)
     with atomic_output(path) as tmp:
         tmp.write_text(json.dumps(record, indent=2) + "\n")
+
+
+def _lesion_rows(written: list[Path]) -> list[dict]:
+    """The rows of the lesion table among ``written`` (``<stem>.lesions.csv``) as the sidecar carries them
+    (a value that is not a number, e.g. no members' spread, is null: strict JSON has no NaN)."""
+    from lesionseg.report.lesion_table import read_lesion_table
+
+    tables = [p for p in written if p.name.endswith(".lesions.csv")]
+    rows = read_lesion_table(tables[0]) if tables else []
+    return [{k: _finite_or_none(v) for k, v in r.items()} for r in rows]
+
+
+def _finite_or_none(value: object) -> object:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def _describe(item: Channel) -> str:
