@@ -20,6 +20,7 @@ Every (row, scheme, fold) is one job that writes ``RUNS/<scheme>/<row>/fold_<k>.
     OMP_NUM_THREADS=1 python experiments/three_sites.py --worker 0/2 &
     OMP_NUM_THREADS=1 python experiments/three_sites.py --worker 1/2 &
     wait; python experiments/three_sites.py --report   # -> benchmarks/results/three_sites.md
+    python experiments/three_sites.py --ship flair-5m    # -> src/lesionseg/models/ms_flair
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -37,10 +40,12 @@ from lesionseg.data.cache import PreprocessCache
 from lesionseg.data.manifest import Manifest, load_case, load_manifest
 from lesionseg.data.splits import Fold, Splits, load_splits, make_splits
 from lesionseg.evaluate.floor import fit_floor_k, floor_mask
+from lesionseg.infer.ensemble_file import write_ensemble_calibration
 from lesionseg.infer.predictor import Predictor, load_members, remove_small_components
 from lesionseg.infer.slicewise import foreground_probability
 from lesionseg.metrics import label_map_metrics
 from lesionseg.metrics.lesions import label_lesions
+from lesionseg.nets.checkpoint import save_checkpoint, shipped_state
 from lesionseg.preprocess import invert
 from lesionseg.train.calibrate import MIN_SIZES_MM3, THRESHOLDS, dice, size_filtered_masks
 from lesionseg.train.run import train_model
@@ -388,6 +393,47 @@ def write_report(runs: Path, data: Path, target: Path) -> None:
     print(f"wrote {target}")
 
 
+# -- shipping ------------------------------------------------------------------------------------------------
+TARGET = REPO / "src" / "lesionseg" / "models" / "ms_flair"
+
+
+def ship_model(row: str, runs: Path, data: Path) -> None:
+    """The bundled FLAIR model from the leave-one-site-out members of ``row``: nnU-Net's cross-validation
+    ensemble (together they use every subject); threshold and minimum size by :func:`pooled_choice` over
+    all scans' out-of-fold probabilities."""
+    manifest = load_manifest(MANIFEST)
+    row_dir = runs / "losite" / row
+    splits = json.loads((runs / "losite" / "splits.json").read_text())["folds"]
+    chosen = pooled_choice(dice_table(runs, "losite", row, manifest, data), set(manifest.subjects))
+    staging = Path(tempfile.mkdtemp(prefix=".ms_flair-", dir=TARGET.parent))
+    members = []
+    for fold in splits:
+        k = fold["fold"]
+        trained = {
+            "recipe": row,
+            "overrides": CONFIG["rows"][row],
+            "scheme": "leave-one-site-out member",
+            "train_subjects": fold["train"],
+            "held_out_subjects": fold["test"],
+            "date": str(datetime.date.today()),
+        }
+        state = shipped_state(row_dir / f"fold_{k}" / "best.pt", trained)
+        members.append(save_checkpoint(state, staging / f"fold_{k}" / "best.pt"))
+    write_ensemble_calibration(
+        staging,
+        members,
+        {
+            **chosen,
+            "rule": f"pooled out-of-fold choice kept only if it beats 0.5 / 0 by {POOLED_MARGIN} Dice",
+        },
+    )
+    if TARGET.exists():
+        shutil.rmtree(TARGET)
+    staging.chmod(0o755)
+    staging.rename(TARGET)
+    print(f"wrote {TARGET}: {chosen}")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
@@ -395,11 +441,14 @@ if __name__ == "__main__":
     parser.add_argument("--worker", default="0/1", help="I/N: run every N-th job starting at I")
     parser.add_argument("--report", action="store_true", help="write benchmarks/results/three_sites.md")
     parser.add_argument("--rows", nargs="+", help="only these rows' jobs")
+    parser.add_argument("--ship", metavar="ROW", help="copy ROW's leave-one-site-out members into the models")
     parser.add_argument("--quick", action="store_true", help="10-second budgets into runs/three_sites_quick")
     args = parser.parse_args()
     if args.quick:
         QUICK, args.runs = True, REPO / "runs" / "three_sites_quick"
-    if args.report:
+    if args.ship:
+        ship_model(args.ship, args.runs, args.data)
+    elif args.report:
         name = "three_sites_quick.md" if args.quick else "three_sites.md"
         write_report(args.runs, args.data, REPO / "benchmarks" / "results" / name)
     else:
