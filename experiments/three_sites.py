@@ -158,9 +158,20 @@ def jobs(manifest: Manifest, runs: Path) -> list[tuple[str, str, int]]:
     return out
 
 
-def run_worker(index: int, count: int, data: Path, runs: Path, rows: list[str] | None = None) -> None:
+def run_worker(
+    index: int,
+    count: int,
+    data: Path,
+    runs: Path,
+    rows: list[str] | None = None,
+    schemes: list[str] | None = None,
+) -> None:
     manifest = load_manifest(MANIFEST)
-    todo = [job for job in jobs(manifest, runs) if rows is None or job[0] in rows]
+    todo = [
+        job
+        for job in jobs(manifest, runs)
+        if (rows is None or job[0] in rows) and (schemes is None or job[1] in schemes)
+    ]
     for j, (row, scheme, k) in enumerate(todo):
         done = runs / scheme / row / f"fold_{k}.json"
         if j % count != index or done.exists():
@@ -441,6 +452,7 @@ if __name__ == "__main__":
     parser.add_argument("--worker", default="0/1", help="I/N: run every N-th job starting at I")
     parser.add_argument("--report", action="store_true", help="write benchmarks/results/three_sites.md")
     parser.add_argument("--rows", nargs="+", help="only these rows' jobs")
+    parser.add_argument("--schemes", nargs="+", choices=SCHEMES, help="only these schemes' jobs")
     parser.add_argument("--ship", metavar="ROW", help="copy ROW's leave-one-site-out members into the models")
     parser.add_argument("--quick", action="store_true", help="10-second budgets into runs/three_sites_quick")
     args = parser.parse_args()
@@ -453,4 +465,4 @@ if __name__ == "__main__":
         write_report(args.runs, args.data, REPO / "benchmarks" / "results" / name)
     else:
         index, count = (int(x) for x in args.worker.split("/"))
-        run_worker(index, count, args.data, args.runs, args.rows)
+        run_worker(index, count, args.data, args.runs, args.rows, args.schemes)

@@ -79,6 +79,10 @@ class TrainConfig:
     lesion_contrast: float = 0.0
     # probability that a sample keeps only its first modality (the others set to 0): modality dropout
     modality_dropout: float = 0.0
+    # probability that a sample gets a lesion of another subject pasted in (augment/lesions.py: CarveMix)
+    lesion_transplant: float = 0.0
+    # probability that a sample gets 1-3 synthetic small lesions on its FLAIR (augment/lesions.py)
+    synthetic_lesions: float = 0.0
     augmented_copies: int = 10  # wmh: fixed augmented copies of each lesion slice (thesis section 2.3)
     pixel_sampler: Literal["none", "uniform", "class_balanced"] = "none"
     pixels_per_image: int = 2000
@@ -119,6 +123,8 @@ class TrainConfig:
             "val_fraction",
             "lesion_contrast",
             "modality_dropout",
+            "lesion_transplant",
+            "synthetic_lesions",
         ):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+from scipy import ndimage
 
 from lesionseg.augment import (
     LESION_CONTRAST_RANGE,
@@ -23,6 +24,7 @@ from lesionseg.augment import (
     sample_tscnn_params,
     sample_wmh_params,
 )
+from lesionseg.augment.lesions import add_synthetic_lesions, carve_lesion, paste_lesion
 from lesionseg.config.train import TrainConfig
 from lesionseg.data.slicing import extract_slice, random_patch_origin, select_slices
 
@@ -92,6 +94,7 @@ class SliceBatcher:
             if cases[e.case].label is not None and bool(np.any(cases[e.case].label[..., e.z]))
         ]
         subjects = [getattr(cases[e.case], "subject", None) or f"case {e.case}" for e in self.entries]
+        self.subjects = subjects
         self.weights = subject_balanced_weights(subjects)
         self.lesion_weights = subject_balanced_weights([subjects[i] for i in self.lesion_entries])
 
@@ -108,6 +111,11 @@ class SliceBatcher:
         label = (
             np.zeros(image.shape[1:], np.int64) if case.label is None else self.lut[case.label[..., entry.z]]
         )
+        brain = np.asarray(case.mask[..., entry.z]) > 0
+        if self.cfg.lesion_transplant and self.lesion_entries and rng.random() < self.cfg.lesion_transplant:
+            image, label = self.transplant(image, label, brain, entry, rng)
+        if self.cfg.synthetic_lesions and rng.random() < self.cfg.synthetic_lesions:
+            image, label = add_synthetic_lesions(image, label, brain, case.image.shape[0], rng)
         params = entry.augmentation
         if self.cfg.augmentation == "tscnn":
             params = sample_tscnn_params(rng)
@@ -127,6 +135,29 @@ class SliceBatcher:
             r, c = random_patch_origin(image.shape[1:], (ph, pw), rng, label, probability)
             image, label = image[:, r : r + ph, c : c + pw], label[r : r + ph, c : c + pw]
         return np.ascontiguousarray(image), np.ascontiguousarray(label)
+
+    def transplant(
+        self,
+        image: np.ndarray,
+        label: np.ndarray,
+        brain: np.ndarray,
+        entry: SliceEntry,
+        rng: np.random.Generator,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One lesion of a lesion slice of another subject (any subject when there is one) pasted in."""
+        subject = getattr(self.cases[entry.case], "subject", None) or f"case {entry.case}"
+        donors = [i for i in self.lesion_entries if self.subjects[i] != subject] or self.lesion_entries
+        donor = self.entries[donors[rng.integers(len(donors))]]
+        case = self.cases[donor.case]
+        donor_label = self.lut[case.label[..., donor.z]]
+        components, count = ndimage.label(donor_label > 0, structure=np.ones((3, 3)))
+        piece = carve_lesion(
+            extract_slice(case.image, donor.z, self.cfg.context_slices),
+            donor_label,
+            np.asarray(case.mask[..., donor.z]) > 0,
+            components == rng.integers(1, count + 1),
+        )
+        return paste_lesion(image, label, brain, piece, rng)
 
     def intensity(self, image: np.ndarray, modalities: int, rng: np.random.Generator) -> np.ndarray:
         """One intensity draw for the whole sample, or (strong) one per modality, shared by that
