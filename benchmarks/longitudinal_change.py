@@ -23,6 +23,11 @@ on the FLAIR) and joint normalisation (:func:`lesionseg.infer.compare.align_stud
   components under 15 mm^3 dropped; t in {2.0, 2.5, ..., 8.0} maximises the mean voxel Dice of the
   *other* open_ms patients (leave one patient out); for P14, of all three open_ms patients.
 
+Ablation (what suppresses the flicker of two independent segmentations, each choice undone in turn on the
+same masks): ``compare`` without the subtraction check (``min_subtraction_z=None``), without its size
+minimums (new lesion >= 15 mm^3, enlarging by >= 50 % and >= 30 mm^3), and with each FLAIR normalised on its
+own brain median and interquartile range instead of jointly (the subtraction check then reads that image).
+
 Scores: voxel Dice of the change mask, and lesion-wise detection of change components as the WMH challenge
 counts it (:mod:`lesionseg.metrics.lesions`): sensitivity = reference components hit, precision = predicted
 components that hit the reference, F1. A model that takes a T1 cannot segment a study without one
@@ -49,19 +54,32 @@ import numpy as np
 import SimpleITK as sitk
 
 from lesionseg.config.change import ChangeOptions
-from lesionseg.infer.change import change_counts
-from lesionseg.infer.compare import align_studies, change_from_masks, resolve_predictor, segment_studies
+from lesionseg.infer.change import change_counts, classify_change
+from lesionseg.infer.compare import (
+    AlignedStudies,
+    align_studies,
+    change_from_masks,
+    resolve_predictor,
+    segment_studies,
+)
 from lesionseg.infer.files import InferenceOptions
 from lesionseg.io import atomic_output
 from lesionseg.metrics.lesions import label_lesions, lesion_detection
 from lesionseg.preprocess.register import to_sitk
+from lesionseg.preprocess.subtraction import subtraction_z
 
 REPO = Path(__file__).resolve().parents[1]
 PATIENTS = ("patient01", "patient03", "patient19")
 P14_PAIRS = (("T1", "T2"), ("T2", "T3"))
 THRESHOLDS = tuple(np.round(np.arange(2.0, 8.01, 0.5), 2))
 MIN_COMPONENT_MM3 = 15.0
-METHODS = ("compare", "(a) segmentation difference", "(b) subtraction threshold")
+# compare with one of its choices undone (the ablation of what suppresses flicker); each is scored as compare
+ABLATIONS = {
+    "compare, no subtraction check": ChangeOptions(min_subtraction_z=None),
+    "compare, no size minimums": ChangeOptions(min_new_mm3=0.0, min_change_fraction=0.0, min_change_mm3=0.0),
+    "compare, FLAIRs normalised apart": ChangeOptions(),  # each FLAIR on its own brain median / IQR
+}
+METHODS = ("compare", "(a) segmentation difference", "(b) subtraction threshold", *ABLATIONS)
 
 
 def dice(pred: np.ndarray, ref: np.ndarray) -> float:
@@ -111,6 +129,28 @@ def to_common(
     return sitk.GetArrayFromImage(out).transpose(2, 1, 0)
 
 
+def apart_z(aligned: AlignedStudies) -> np.ndarray:
+    """The subtraction z image with each FLAIR normalised on its own (brain median, interquartile range)
+    instead of jointly: what the joint normalisation is measured against."""
+    inside = aligned.joint
+
+    def own(image: np.ndarray) -> np.ndarray:
+        low, mid, high = np.percentile(image[inside], (25.0, 50.0, 75.0))
+        return (image - mid) / ((high - low) or 1.0)
+
+    return subtraction_z(own(aligned.images1[0].array), own(aligned.images2[0].array), inside)
+
+
+def ablation_maps(aligned: AlignedStudies, masks: tuple[np.ndarray, np.ndarray]) -> dict[str, np.ndarray]:
+    """Change maps (study 2's grid) of compare with each choice of ``ABLATIONS`` undone."""
+    spacing = aligned.images2[0].spacing
+    out = {}
+    for name, options in ABLATIONS.items():
+        z = apart_z(aligned) if "apart" in name else aligned.z
+        out[name] = classify_change(masks[0], masks[1], spacing, z, options)[0]
+    return out
+
+
 def run_case(flairs, t1s, predictor, skull_strip: bool, device: str):  # noqa: ANN001, ANN201
     """(aligned studies, both masks or None, change result or None, seconds)."""
     names = predictor.channel_names
@@ -156,6 +196,8 @@ def open_ms_case(data: Path, patient: str, predictor, work: Path, device: str) -
     if result is not None:
         arrays["compare"] = to_common(result.change.array > 0, grid, reference, transform, True) > 0.5
         arrays["difference"] = to_common(masks[0] ^ masks[1], grid, reference, transform, True) > 0.5
+        for name, change in ablation_maps(aligned, masks).items():
+            arrays[name] = to_common(change > 0, grid, reference, transform, True) > 0.5
     meta = {
         "seconds": round(seconds, 1),
         "registration": aligned.registration,
@@ -190,6 +232,8 @@ def p14_case(data: Path, pair: tuple[str, str], predictor, work: Path, device: s
     if result is not None:
         arrays["compare"] = result.change.array == 1
         arrays["difference"] = new_components(masks[1], masks[0])
+        for name, change in ablation_maps(aligned, masks).items():
+            arrays[name] = change == 1
     np.savez_compressed(work / f".{saved.name}", **arrays)
     (work / f"{saved.stem}.json").write_text(
         json.dumps({"seconds": round(seconds, 1), "registration": aligned.registration}, indent=2)
@@ -201,7 +245,7 @@ def p14_case(data: Path, pair: tuple[str, str], predictor, work: Path, device: s
 def cropped(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Every array cut to the box holding every mask (the scores do not change; labelling runs faster)."""
     content = np.zeros(arrays["gt"].shape, dtype=bool)
-    for name in ("gt", "joint", "compare", "difference"):
+    for name in ("gt", "joint", "compare", "difference", *ABLATIONS):
         if name in arrays:
             content |= np.asarray(arrays[name], dtype=bool)
     box = tuple(slice(int(w.min()), int(w.max()) + 1) for w in np.nonzero(content)) if content.any() else ()
@@ -310,7 +354,7 @@ def score_cases(cases: dict[str, dict], work: Path) -> tuple[dict, dict]:
             METHODS[2]: None
             if chosen[name] is None
             else scores(subtraction_mask(case, chosen[name], size, signed), case["gt"]),
-        }
+        } | {method: scores(case[method], case["gt"]) if method in case else None for method in ABLATIONS}
     return rows, chosen
 
 
@@ -332,7 +376,9 @@ def write_markdown(
         "`--score-only` scores what is saved.",
         "Definitions, data and baselines: the docstring of `benchmarks/longitudinal_change.py`; rules of "
         "`compare`: `docs/compare.md` (defaults, chosen before this benchmark was run).",
-        "n/a: the model takes a T1 and the study has none.",
+        "n/a: the model takes a T1 and the study has none. The rows `compare, ...` are the ablation: compare "
+        "with one of its choices undone (no subtraction check; no minimum volume or change; the two FLAIRs "
+        "normalised each on its own instead of jointly), on the same masks and registration.",
         "",
     ]
     for case, methods in rows.items():

@@ -55,6 +55,8 @@ CONFIG = json.loads((Path(__file__).with_suffix(".json")).read_text())
 MANIFEST = CONFIG["manifest"]
 SCHEMES = CONFIG["schemes"]
 ROWS: dict[str, list[str]] = CONFIG["rows"]
+# rows that train nothing: the average of other rows' out-of-fold probabilities, fold by fold
+ENSEMBLES: dict[str, list[str]] = CONFIG.get("ensembles", {})
 POOLED_MARGIN = CONFIG["pooled_margin"]
 MONITOR = CONFIG["monitor_subjects"]
 SMALL_MM3 = 100.0  # "small lesion": under 100 mm^3
@@ -104,10 +106,29 @@ def score(pred: np.ndarray, loaded, case_id: str, extra: dict) -> dict:  # noqa:
     return row | {"small_hit": hit, "small_total": small}
 
 
-def run_model_fold(row: str, scheme: str, k: int, manifest: Manifest, data: Path, runs: Path) -> dict:
-    """Train ``row`` on fold ``k`` (resuming), save the test scans' probabilities, score them at 0.5 / 0."""
+def fold_teacher(overrides: list[str], scheme: str, k: int, runs: Path) -> list[str] | None:
+    """``teacher=fold:NAME`` (NAME an ensemble of the config) becomes the fold's checkpoints of NAME's rows:
+    a student of fold ``k`` learns from networks that never saw fold ``k``'s test subjects. None while one
+    of them is not trained yet."""
+    out = []
+    for item in overrides:
+        if item.startswith("teacher=fold:"):
+            paths = [runs / scheme / m / f"fold_{k}" / "best.pt" for m in ENSEMBLES[item.split(":", 1)[1]]]
+            if not all((p.parent.with_suffix(".json")).exists() for p in paths):
+                return None
+            item = "teacher=" + ",".join(map(str, paths))
+        out.append(item)
+    return out
+
+
+def run_model_fold(row: str, scheme: str, k: int, manifest: Manifest, data: Path, runs: Path) -> dict | None:
+    """Train ``row`` on fold ``k`` (resuming), save the test scans' probabilities, score them at 0.5 / 0;
+    None when its teacher is not trained yet."""
     quick = ["budget_s=30"] if QUICK else []
-    cfg = resolve_train_config("lesion-unet", "cpu", overrides=[*ROWS[row], "calibrate=false", *quick])
+    overrides = fold_teacher(ROWS[row], scheme, k, runs)
+    if overrides is None:
+        return None
+    cfg = resolve_train_config("lesion-unet", "cpu", overrides=[*overrides, "calibrate=false", *quick])
     fold = fixed_splits(manifest, scheme, runs).folds[k]
     cache = PreprocessCache(CACHE)
     out = runs / scheme / row / f"fold_{k}"
@@ -136,6 +157,28 @@ def run_model_fold(row: str, scheme: str, k: int, manifest: Manifest, data: Path
     }
 
 
+def ensemble_fold(name: str, scheme: str, k: int, manifest: Manifest, data: Path, runs: Path) -> dict | None:
+    """The average of ``name``'s rows' saved probabilities on fold ``k``'s test scans, scored at 0.5 / 0;
+    None while one of them is missing."""
+    members = [runs / scheme / m / f"fold_{k}" for m in ENSEMBLES[name]]
+    if not all(m.with_suffix(".json").exists() for m in members):
+        return None
+    cfg = resolve_train_config("lesion-unet", "cpu")
+    fold = fixed_splits(manifest, scheme, runs).folds[k]
+    cache = PreprocessCache(CACHE)
+    out = runs / scheme / name / f"fold_{k}"
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for case in (c for c in manifest.cases if c.subject in fold.test):
+        probs = [np.load(m / f"prob_{case.id}.npz")["prob"].astype(np.float32) for m in members]
+        prob = np.mean(probs, axis=0)
+        np.savez_compressed(out / f"prob_{case.id}.npz", prob=prob.astype(np.float16))
+        pre = cache.get(manifest, case, data, cfg.preprocess)
+        pred = invert((prob >= 0.5).astype(np.uint8), pre.record, "label").astype(np.uint8)
+        rows.append(score(pred, load_case(manifest, case, data), case.id, {"row": name, "fold": k}))
+    return {"rows": rows, "members": ENSEMBLES[name], "train": fold.train, "test": fold.test}
+
+
 def floor_fold(scheme: str, k: int, manifest: Manifest, data: Path, runs: Path) -> dict:
     cfg = resolve_train_config("lesion-unet", "cpu")
     fold = fixed_splits(manifest, scheme, runs).folds[k]
@@ -152,7 +195,7 @@ def floor_fold(scheme: str, k: int, manifest: Manifest, data: Path, runs: Path) 
 
 def jobs(manifest: Manifest, runs: Path) -> list[tuple[str, str, int]]:
     out = []
-    for row in ["floor", *ROWS]:
+    for row in ["floor", *ROWS, *ENSEMBLES]:
         for scheme in SCHEMES:
             out += [(row, scheme, k) for k in range(len(fixed_splits(manifest, scheme, runs).folds))]
     return out
@@ -179,8 +222,13 @@ def run_worker(
         started = time.monotonic()
         if row == "floor":
             result = floor_fold(scheme, k, manifest, data, runs)
+        elif row in ENSEMBLES:
+            result = ensemble_fold(row, scheme, k, manifest, data, runs)
         else:
             result = run_model_fold(row, scheme, k, manifest, data, runs)
+        if result is None:
+            print(f"{scheme} {row} fold {k}: waits for the rows it averages or learns from", flush=True)
+            continue
         result |= {
             "date": str(datetime.date.today()),
             "wall_minutes": round((time.monotonic() - started) / 60, 2),
@@ -325,12 +373,12 @@ def write_report(runs: Path, data: Path, target: Path) -> None:
     ]
     for scheme in SCHEMES:
         folds_done = {}
-        for row in ["floor", *ROWS]:
+        for row in ["floor", *ROWS, *ENSEMBLES]:
             rows = []
             for f in sorted((runs / scheme / row).glob("fold_*.json")):
                 rows += json.loads(f.read_text())["rows"]
             folds_done[row] = {r["case"]: r for r in rows}
-        for row in ROWS:
+        for row in [*ROWS, *ENSEMBLES]:
             folds_done[f"{row}-pooled"] = {
                 r["case"]: r for r in pooled_rows(runs, scheme, row, manifest, data)
             }

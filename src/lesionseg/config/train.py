@@ -83,6 +83,10 @@ class TrainConfig:
     lesion_transplant: float = 0.0
     # probability that a sample gets 1-3 synthetic small lesions on its FLAIR (augment/lesions.py)
     synthetic_lesions: float = 0.0
+    # distillation (train/distill.py): the teacher's checkpoints (a model folder, or files joined by commas);
+    # the loss mixes in distill_weight x BCE against its averaged, mirrored probabilities
+    teacher: str | None = None
+    distill_weight: float = 0.5
     augmented_copies: int = 10  # wmh: fixed augmented copies of each lesion slice (thesis section 2.3)
     pixel_sampler: Literal["none", "uniform", "class_balanced"] = "none"
     pixels_per_image: int = 2000
@@ -125,6 +129,7 @@ class TrainConfig:
             "modality_dropout",
             "lesion_transplant",
             "synthetic_lesions",
+            "distill_weight",
         ):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -141,6 +146,8 @@ class TrainConfig:
             raise LesionsegError(f"steps must be >= 1, got {self.steps}")
         if self.budget_s is not None and not (math.isfinite(self.budget_s) and self.budget_s > 0):
             raise LesionsegError(f"budget must be a positive number of seconds, got {self.budget_s}")
+        if self.teacher is not None and self.pixel_sampler != "none":
+            raise LesionsegError("distillation (teacher) needs a dense network, not sampled pixels")
         if self.patch_size is not None and min(self.patch_size) < 1:
             raise LesionsegError(f"patch_size must be positive, got {self.patch_size}")
 

@@ -14,6 +14,7 @@ from lesionseg.data.label_slices import labelled_slices
 from lesionseg.data.manifest import Manifest
 from lesionseg.io import atomic_output
 from lesionseg.preprocess import PreprocessedCase
+from lesionseg.train.distill import with_teacher_targets
 from lesionseg.train.options import check_options
 from lesionseg.train.trainer import Trainer, TrainResult
 
@@ -69,6 +70,8 @@ def train_model(
     out = Path(out_dir)
     train_cases = preprocessed_cases(manifest, root, train_subjects, cfg, cache)  # bad data: nothing in out
     val_cases = preprocessed_cases(manifest, root, val_subjects, cfg, cache)
+    if cfg.teacher is not None:  # the teacher's soft targets travel with the training slices
+        train_cases = with_teacher_targets(train_cases, cfg.teacher, cfg.preprocess, cfg.device)
     extra = {
         "channel_names": manifest.channel_names,
         "labels": manifest.labels,

@@ -105,30 +105,43 @@ class SliceBatcher:
         self, entry: SliceEntry, rng: np.random.Generator, on_lesion: bool = False
     ) -> tuple[np.ndarray, np.ndarray]:
         """One (context*C, h, w) image and (h, w) class-index target; ``on_lesion`` centres the patch on
-        a lesion pixel (the forced share of ``lesion_sample_fraction``)."""
+        a lesion pixel (the forced share of ``lesion_sample_fraction``). A case with a teacher's soft target
+        (distillation) gets it as one more channel at the end of the image, augmented with the slice."""
         case = self.cases[entry.case]
         image = extract_slice(case.image, entry.z, self.cfg.context_slices)
         label = (
             np.zeros(image.shape[1:], np.int64) if case.label is None else self.lut[case.label[..., entry.z]]
         )
+        soft = getattr(case, "soft", None)
+        soft = None if soft is None else np.asarray(soft[..., entry.z], dtype=np.float32)
+        before = label
         brain = np.asarray(case.mask[..., entry.z]) > 0
         if self.cfg.lesion_transplant and self.lesion_entries and rng.random() < self.cfg.lesion_transplant:
             image, label = self.transplant(image, label, brain, entry, rng)
         if self.cfg.synthetic_lesions and rng.random() < self.cfg.synthetic_lesions:
             image, label = add_synthetic_lesions(image, label, brain, case.image.shape[0], rng)
+        if soft is not None and label is not before:  # a pasted lesion is a lesion to the teacher too
+            soft = np.where(label != before, (label > 0).astype(np.float32), soft)
         params = entry.augmentation
         if self.cfg.augmentation == "tscnn":
             params = sample_tscnn_params(rng)
         elif self.cfg.augmentation == "lesion":
             params = sample_lesion_params(rng, self.cfg.flip_axes)
         if params is not None:
-            image, label = apply_affine_2d(image, label, params)
+            stacked = image if soft is None else np.concatenate([image, soft[None]])
+            stacked, label = apply_affine_2d(stacked, label, params)
+            if soft is not None:  # the affine's intensity factor is for the image, not the probability
+                image, soft = stacked[:-1], stacked[-1] / (params.intensity or 1.0)
+            else:
+                image = stacked
         if self.cfg.lesion_contrast > 0 and rng.random() < self.cfg.lesion_contrast:
             image = reduce_lesion_contrast(image, label > 0, float(rng.uniform(*LESION_CONTRAST_RANGE)))
         if self.cfg.intensity_augmentation:
             image = self.intensity(image, case.image.shape[0], rng)
         if self.cfg.modality_dropout > 0 and rng.random() < self.cfg.modality_dropout:  # after: stays blank
             image = drop_modalities(image, case.image.shape[0])
+        if soft is not None:
+            image = np.concatenate([image, np.clip(soft, 0.0, 1.0)[None]])
         if self.cfg.patch_size is not None:
             ph, pw = (min(p, s) for p, s in zip(self.cfg.patch_size, image.shape[1:], strict=True))
             probability = 1.0 if on_lesion else self.cfg.lesion_patch_probability
@@ -192,6 +205,9 @@ class SliceBatcher:
             "images": np.stack([s[0] for s in samples]).astype(np.float32),
             "targets": np.stack([s[1] for s in samples]),
         }
+        if getattr(self.cases[0], "soft", None) is not None:  # distillation: the teacher in the last channel
+            out["soft"] = np.ascontiguousarray(out["images"][:, -1])
+            out["images"] = np.ascontiguousarray(out["images"][:, :-1])
         if self.cfg.pixel_sampler != "none":
             from lesionseg.data.pixel_samplers import class_balanced_pixels, uniform_pixels
 

@@ -36,6 +36,7 @@ from lesionseg.train.budget import (
     step_learning_rate,
 )
 from lesionseg.train.calibrate import calibrate_cases
+from lesionseg.train.distill import distillation_loss
 from lesionseg.train.memory import check_step_memory
 from lesionseg.train.samples import SliceBatcher, class_lookup, steps_per_epoch_for
 
@@ -57,8 +58,11 @@ def output_channels(network: str, num_labels: int) -> int:
     return max(num_labels, 2)
 
 
-def loss_on_batch(model, loss_fn, batch: dict[str, torch.Tensor], num_outputs: int) -> torch.Tensor:  # noqa: ANN001
-    """Dense loss on whole patches, or (PixelNet) the loss on the sampled pixels only."""
+def loss_on_batch(  # noqa: ANN001
+    model, loss_fn, batch: dict[str, torch.Tensor], num_outputs: int, distill_weight: float = 0.0
+) -> torch.Tensor:
+    """Dense loss on whole patches, or (PixelNet) the loss on the sampled pixels only; with a teacher's
+    ``soft`` targets in the batch, mixed with the distillation loss (train/distill.py)."""
     images = batch["images"]
     if "coords" in batch:
         logits = model(images, batch["coords"]).permute(0, 2, 1)  # PixelNet: (B, N, K) -> (B, K, N)
@@ -67,7 +71,11 @@ def loss_on_batch(model, loss_fn, batch: dict[str, torch.Tensor], num_outputs: i
         logits, targets = model(images), batch["targets"]
     if num_outputs == 1:
         targets = (targets > 0).float().unsqueeze(1)
-    return loss_fn(logits.float(), targets)
+    loss = loss_fn(logits.float(), targets)
+    if "soft" in batch:
+        soft_loss = distillation_loss(logits.float(), batch["soft"])
+        loss = (1.0 - distill_weight) * loss + distill_weight * soft_loss
+    return loss
 
 
 def dice_score(pred: np.ndarray, ref: np.ndarray) -> float:
@@ -167,7 +175,7 @@ class Trainer:
             drawn = one.batch(np.random.default_rng(0))
             batch = {k: torch.from_numpy(v).to(self.device) for k, v in drawn.items()}
             with autocast(self.cfg.bf16, self.device):
-                return loss_on_batch(net, self.loss_fn, batch, self.num_outputs)
+                return loss_on_batch(net, self.loss_fn, batch, self.num_outputs, self.cfg.distill_weight)
 
         return loss
 
@@ -386,7 +394,9 @@ class Trainer:
             batch["images"] = batch["images"].contiguous(memory_format=torch.channels_last)
         self.optimizer.zero_grad(set_to_none=True)
         with autocast(self.cfg.bf16, self.device):
-            loss = loss_on_batch(self.model, self.loss_fn, batch, self.num_outputs)
+            loss = loss_on_batch(
+                self.model, self.loss_fn, batch, self.num_outputs, self.cfg.distill_weight
+            )
         if torch.isfinite(loss):
             loss.backward()
             self.optimizer.step()
