@@ -295,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.score_only:
         saved = load_saved(order, work)
         pending = [n for n in order if n not in saved]
-        write_markdown(args.out, *score_cases(saved, work), model_name, work, pending)
+        write_markdown(args.out, *score_cases(saved, work), model_name, work, pending, args.data)
         print(f"wrote {args.out}")
         return 0
     cases: dict[str, dict] = {}
@@ -312,7 +312,8 @@ def main(argv: list[str] | None = None) -> int:
             pair = tuple(name[4:].split("->"))
             cases[name] = cropped(np.load(p14_case(args.data, pair, predictor, work, args.device)))
         rows, chosen = score_cases(cases, work)
-        write_markdown(args.out, rows, chosen, model_name, work, [n for n in order if n not in cases])
+        pending = [n for n in order if n not in cases]
+        write_markdown(args.out, rows, chosen, model_name, work, pending, args.data)
     print(f"wrote {args.out}")
     return 0
 
@@ -358,8 +359,23 @@ def score_cases(cases: dict[str, dict], work: Path) -> tuple[dict, dict]:
     return rows, chosen
 
 
+def alignment_check(data: Path, patient: str, work: Path) -> str:
+    """How well an open_ms patient's common-space arrays line up with its reference: Dice of the joint brain
+    mask against the shipped ``brainmask.nii.gz``, and the median subtraction z on the reference's change
+    voxels (a change that the scans show brightens them)."""
+    saved = np.load(work / f"{patient}.npz")
+    reference = data / "open_ms_data/longitudinal/coregistered" / patient / "brainmask.nii.gz"
+    brain = sitk.GetArrayFromImage(sitk.ReadImage(str(reference))).transpose(2, 1, 0) > 0
+    joint, gt = saved["joint"], saved["gt"]
+    z = float(np.median(saved["z"][gt].astype(np.float32))) if gt.any() else float("nan")
+    return (
+        f"joint brain mask against the reference brain mask: Dice {dice(joint, brain):.3f}; median "
+        f"subtraction z on the reference change voxels: {z:.2f}"
+    )
+
+
 def write_markdown(
-    path: Path, rows: dict, chosen: dict, model_name: str, work: Path, pending: list[str]
+    path: Path, rows: dict, chosen: dict, model_name: str, work: Path, pending: list[str], data: Path
 ) -> None:
     columns = ["dice", "sensitivity", "precision", "f1", "ref_lesions", "pred_lesions"]
     header = (
@@ -394,7 +410,8 @@ def write_markdown(
             f"Subtraction threshold (b) t = {'n/a (no other open_ms patient scored)' if t is None else t} "
             f"(chosen on the other open_ms patients); registration of study 1 onto study 2: angles "
             f"{reg.get('angles_deg')} deg, translation {reg.get('translation_mm')} mm; compare's counts "
-            f"{meta.get('counts', 'n/a')}; {meta.get('seconds', '?')} s wall time (2 shared, busy cores).",
+            f"{meta.get('counts', 'n/a')}; {meta.get('seconds', '?')} s wall time (2 shared, busy cores)."
+            + (f" Alignment: {alignment_check(data, case, work)}." if case.startswith("patient") else ""),
             "",
             header,
             rule,
