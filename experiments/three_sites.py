@@ -493,6 +493,43 @@ def ship_model(row: str, runs: Path, data: Path) -> None:
     print(f"wrote {TARGET}: {chosen}")
 
 
+STUDENT_TARGET = REPO / "src" / "lesionseg" / "models" / "ms_flair_student"
+
+
+def ship_student(row: str, runs: Path, data: Path) -> None:
+    """One network of ``row`` trained on every subject, learning from the shipped FLAIR ensemble
+    (``models/ms_flair``: its members together saw every subject), shipped as ``models/ms_flair_student``
+    at 0.5 / 0 (resumable: the run lives in ``RUNS/all/<row>``)."""
+    manifest = load_manifest(MANIFEST)
+    overrides = [f"teacher={TARGET}" if o.startswith("teacher=") else o for o in ROWS[row]]
+    quick = ["budget_s=30"] if QUICK else []
+    cfg = resolve_train_config("lesion-unet", "cpu", overrides=[*overrides, "calibrate=false", *quick])
+    out = runs / "all" / row
+    monitor = [MONITOR[0]]
+    result = train_model(
+        cfg, manifest, data, manifest.subjects, monitor, out, PreprocessCache(CACHE), True, False
+    )
+    staging = Path(tempfile.mkdtemp(prefix=".ms_flair_student-", dir=STUDENT_TARGET.parent))
+    trained = {
+        "recipe": row,
+        "overrides": overrides,
+        "scheme": "every subject; soft targets from the shipped ms_flair ensemble",
+        "train_subjects": manifest.subjects,
+        "date": str(datetime.date.today()),
+    }
+    member = save_checkpoint(shipped_state(result.best, trained), staging / "student" / "best.pt")
+    write_ensemble_calibration(
+        staging,
+        [member],
+        {"threshold": 0.5, "min_lesion_mm3": 0.0, "rule": "0.5 / 0, as the rows are scored"},
+    )
+    if STUDENT_TARGET.exists():
+        shutil.rmtree(STUDENT_TARGET)
+    staging.chmod(0o755)
+    staging.rename(STUDENT_TARGET)
+    print(f"wrote {STUDENT_TARGET}")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
@@ -502,12 +539,17 @@ if __name__ == "__main__":
     parser.add_argument("--rows", nargs="+", help="only these rows' jobs")
     parser.add_argument("--schemes", nargs="+", choices=SCHEMES, help="only these schemes' jobs")
     parser.add_argument("--ship", metavar="ROW", help="copy ROW's leave-one-site-out members into the models")
+    parser.add_argument(
+        "--ship-student", metavar="ROW", help="train ROW on every subject from the shipped model"
+    )
     parser.add_argument("--quick", action="store_true", help="10-second budgets into runs/three_sites_quick")
     args = parser.parse_args()
     if args.quick:
         QUICK, args.runs = True, REPO / "runs" / "three_sites_quick"
     if args.ship:
         ship_model(args.ship, args.runs, args.data)
+    elif args.ship_student:
+        ship_student(args.ship_student, args.runs, args.data)
     elif args.report:
         name = "three_sites_quick.md" if args.quick else "three_sites.md"
         write_report(args.runs, args.data, REPO / "benchmarks" / "results" / name)
